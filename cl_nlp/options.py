@@ -1,0 +1,117 @@
+"""Typed option dataclasses built from plain dicts (YAML, ``--set``), with one-line errors.
+
+Every configurable thing in cl-nlp (the experiment, each stream, each strategy) describes its
+options as a dataclass. :func:`build_options` turns a dict into that dataclass, refusing
+unknown keys and wrong types with a message that names the key path and what was expected,
+then runs the dataclass's own ``__post_init__`` range checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+
+from cl_nlp.errors import UserError
+
+T = TypeVar("T")
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if origin is list:
+        (inner,) = get_args(tp) or (Any,)
+        return f"a list of {_type_name(inner)}"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it (ints widen to float)."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value in get_args(tp):
+            return value
+    elif origin in (Union, types.UnionType):
+        for option in get_args(tp):
+            try:
+                return coerce(value, option, where)
+            except UserError:
+                continue
+    elif origin is list:
+        if isinstance(value, (list, tuple)):
+            (inner,) = get_args(tp) or (Any,)
+            return [coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+    elif origin is dict:
+        if isinstance(value, dict):
+            return dict(value)
+    elif tp is type(None):
+        if value is None:
+            return None
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # PyYAML (YAML 1.1) reads "3e-5" as a string: accept it as a number
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(tp, type) and isinstance(value, tp):
+        return value
+    raise UserError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+
+
+def build_options(cls: type[T], values: dict[str, Any] | None, where: str) -> T:
+    """Build dataclass ``cls`` from ``values``; unknown keys and bad types raise :class:`UserError`.
+
+    Example:
+        >>> @dataclasses.dataclass
+        ... class Opts:
+        ...     lr: float = 1e-4
+        >>> build_options(Opts, {"lr": 1}, "train").lr
+        1.0
+    """
+    values = dict(values or {})
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        known = ", ".join(sorted(fields)) or "(none)"
+        raise UserError(f"{where}: unknown option {unknown[0]!r}; valid options are: {known}")
+    kwargs = {k: coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"{where}: {exc}") from None
+
+
+def describe_options(cls: type) -> list[tuple[str, str, Any, str]]:
+    """(name, type, default, help) for each field, the help taken from ``metadata['help']``."""
+    hints = typing.get_type_hints(cls)
+    rows = []
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None
+        rows.append((f.name, _type_name(hints[f.name]), default, f.metadata.get("help", "")))
+    return rows
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise ``ValueError(message)`` unless ``condition``: for ``__post_init__`` range checks."""
+    if not condition:
+        raise ValueError(message)

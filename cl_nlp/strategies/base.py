@@ -1,0 +1,86 @@
+"""The strategy interface: a few hooks, each returning a value, all defaulting to plain fine-tuning.
+
+The trainer calls, for each task of the stream::
+
+    model = strategy.before_task(task, model)            # e.g. wrap in a LoRA adapter
+    for batch in strategy.train_batches(task, batches):  # e.g. mix in replayed examples
+        loss = task_loss + strategy.penalty(model, batch)  # e.g. EWC's quadratic penalty
+    model = strategy.after_task(task, model)             # e.g. Fisher, buffer update, merge
+    figures = strategy.figures()                         # logged by the tracker
+
+Hooks never touch the optimiser, the loss object or the tracker, so strategies compose with
+the loop without depending on call order. ``state_dict``/``load_state_dict`` hold everything a
+resumed run needs (tensors and JSON-able values only: checkpoints are safetensors + JSON).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterator
+
+import torch
+from torch import nn
+
+from cl_nlp.batching import Examples
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cl_nlp.training import TaskData
+
+
+@dataclass
+class NoOptions:
+    """A strategy without options."""
+
+
+class Strategy:
+    """Base class: plain sequential fine-tuning. Override only the hooks you need.
+
+    Example:
+        >>> import torch
+        >>> class L2(Strategy):
+        ...     def penalty(self, model, batch):
+        ...         return 1e-4 * sum(p.pow(2).sum() for p in model.parameters())
+    """
+
+    def __init__(self, options: Any = None, context: "StrategyContext | None" = None):
+        self.options = options if options is not None else NoOptions()
+        self.context = context or StrategyContext()
+
+    def before_task(self, task: "TaskData", model: nn.Module) -> nn.Module:
+        """Called before training on ``task``; returns the model to train (may wrap ``model``)."""
+        return model
+
+    def train_batches(self, task: "TaskData", batches: Iterator[Examples]) -> Iterator[Examples]:
+        """The batches actually trained on; default: the current task's batches unchanged."""
+        return batches
+
+    def penalty(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """An extra loss term added to the task loss for this batch (``None`` = nothing)."""
+        return None
+
+    def after_task(self, task: "TaskData", model: nn.Module) -> nn.Module:
+        """Called after training on ``task``; returns the model for evaluation and the next task."""
+        return model
+
+    def figures(self) -> dict[str, float]:
+        """Strategy-specific numbers to log after each task (e.g. buffer fill, Fisher mass)."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Tensors and JSON-able values needed to resume (no arbitrary objects)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+
+@dataclass
+class StrategyContext:
+    """What the run tells a strategy at construction: the scenario, sizes, seed, device."""
+
+    scenario: str = "class-incremental"
+    num_tasks: int = 1
+    num_classes: int = 2
+    seed: int = 0
+    batch_size: int = 16
+    device: torch.device = torch.device("cpu")

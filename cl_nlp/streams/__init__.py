@@ -1,0 +1,10 @@
+"""Task streams: :class:`Task`, :class:`Stream`, the stream registry and the built-in streams."""
+
+from cl_nlp.streams.registry import build_stream, get_stream_spec, register_stream, stream_names, stream_options
+from cl_nlp.streams.task import SCENARIOS, Scenario, Stream, Task
+
+# Built-in streams register themselves on import.
+from cl_nlp.streams import clinc  # noqa: E402,F401  (registration side effect)
+
+__all__ = ["SCENARIOS", "Scenario", "Stream", "Task", "build_stream", "get_stream_spec", "register_stream",
+           "stream_names", "stream_options"]

@@ -1,0 +1,52 @@
+"""Streams registered by name: the same table feeds the CLI choices, `cl-nlp streams` and tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from cl_nlp.errors import UserError
+from cl_nlp.options import build_options
+from cl_nlp.streams.task import Stream
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """A registered stream: its options dataclass and the function that builds it."""
+
+    name: str
+    options_cls: type
+    build: Callable[[Any], Stream]
+    scenario: str
+    summary: str
+
+
+_STREAMS: dict[str, StreamSpec] = {}
+
+
+def register_stream(name: str, options_cls: type, build: Callable[[Any], Stream], *, scenario: str, summary: str) -> None:
+    """Register ``build(options) -> Stream`` under ``name``; duplicate names are refused."""
+    if name in _STREAMS:
+        raise ValueError(f"stream {name!r} is already registered")
+    _STREAMS[name] = StreamSpec(name, options_cls, build, scenario, summary)
+
+
+def stream_names() -> list[str]:
+    return sorted(_STREAMS)
+
+
+def get_stream_spec(name: str) -> StreamSpec:
+    if name not in _STREAMS:
+        raise UserError(f"unknown stream {name!r}; choose one of: {', '.join(stream_names())} (see `cl-nlp streams`)")
+    return _STREAMS[name]
+
+
+def stream_options(name: str, options: dict[str, Any] | None) -> Any:
+    """Validate ``options`` for stream ``name`` (before anything is loaded)."""
+    return build_options(get_stream_spec(name).options_cls, options, f"stream ({name})")
+
+
+def build_stream(name: str, options: dict[str, Any] | None = None) -> Stream:
+    """Build the registered stream ``name`` with its (validated) options."""
+    spec = get_stream_spec(name)
+    return spec.build(stream_options(name, options))
