@@ -9,9 +9,13 @@ runs: ``acc/<task>`` with ``step`` = number of tasks learned.
 
 from __future__ import annotations
 
+import http.client
 import math
 import os
 import subprocess
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +29,18 @@ class Tracker:
 
     run_id: str | None = None
     experiment_id: str | None = None
+    error: str | None = None  # the first logging failure, once calls failed after their retries
+    error_reported: bool = False  # whether the user was told about :attr:`error`
 
     def start(self, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> None:
         """Open a run and record its flattened config and tags."""
+
+    def resume(self, run_id: str, stage: int) -> None:
+        """Re-open run ``run_id`` (marked RUNNING again) to continue logging after task ``stage``."""
+
+    def checkpoint_info(self) -> dict[str, Any]:
+        """What a checkpoint records so that a resumed run logs into the same run."""
+        return {"run_id": self.run_id}
 
     def log_metrics(self, values: dict[str, float], step: int) -> None:
         """Record numbers at ``step``; NaN values are skipped (MLflow charts cannot draw them)."""
@@ -59,9 +72,48 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+# MLflow's HTTP client retries a failed request 7 times with exponential backoff and waits up
+# to 120 s for an answer: minutes per call, during which training would stall. cl-nlp keeps
+# the retries short (the user's own settings win) and stops logging for a while after a call
+# fails anyway; the run folder holds every result regardless.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+REACH_TIMEOUT = 5.0    # seconds the start-up reachability check waits for a tracking server
+RETRY_COOLDOWN = 60.0  # after a logging call failed, seconds before logging is tried again
+
+
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:limit]
+
+
+def check_reachable(uri: str, timeout: float = REACH_TIMEOUT) -> None:
+    """For an ``http(s)`` tracking URI, fail within ``timeout`` seconds if no server answers.
+
+    Any HTTP answer (even 401/404) counts as reachable; refused connections, timeouts and
+    unknown hosts raise :class:`UserError`.
+    """
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc or type(exc).__name__
+        raise UserError(f"MLflow tracking server {uri} is not reachable ({reason}); start it, pass another "
+                        "--tracking-uri, or use --no-tracking") from None
+
+
 class MlflowTracker(Tracker):
     """Logs one run to MLflow. ``uri=None`` means ``$MLFLOW_TRACKING_URI`` or MLflow's default
-    (``sqlite:///mlflow.db`` in the working directory, artifacts under ``./mlruns``)."""
+    (``sqlite:///mlflow.db`` in the working directory, artifacts under ``./mlruns``).
+
+    The store is reached when the tracker is made (a :class:`UserError` if it cannot be), so a
+    bad URI fails before training. During the run a call that still fails after MLflow's
+    retries is recorded in :attr:`error` and logging pauses for ``RETRY_COOLDOWN`` seconds:
+    training never stops for tracking.
+    """
 
     def __init__(self, uri: str | None, experiment: str, parent_run_id: str | None = None):
         import mlflow
@@ -70,48 +122,84 @@ class MlflowTracker(Tracker):
         self.uri = uri or mlflow.get_tracking_uri()
         self.experiment = experiment
         self.parent_run_id = parent_run_id
-        self.client = MlflowClient(tracking_uri=self.uri)
+        self.failures = 0
+        self._paused_until = 0.0
+        check_reachable(self.uri)
+        try:
+            self.client = MlflowClient(tracking_uri=self.uri)
+            exp = self.client.get_experiment_by_name(self.experiment)
+        except Exception as exc:  # any store error here is a bad URI or an unusable store
+            raise UserError(f"cannot use MLflow tracking URI {self.uri!r} ({_first_line(exc)}); pass another "
+                            "--tracking-uri, or use --no-tracking") from None
+        self.experiment_id = exp.experiment_id if exp else None
 
     def start(self, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> None:
         from mlflow.entities import Param
 
-        exp = self.client.get_experiment_by_name(self.experiment)
-        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(self.experiment)
-        run_tags = {"mlflow.runName": run_name, **{k: str(v) for k, v in tags.items() if v is not None}}
-        if self.parent_run_id:
-            run_tags["mlflow.parentRunId"] = self.parent_run_id
-        run = self.client.create_run(self.experiment_id, tags=run_tags, run_name=run_name)
-        self.run_id = run.info.run_id
-        items = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()]
-        for s in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
-            self.client.log_batch(self.run_id, params=items[s : s + 100])
+        try:
+            if self.experiment_id is None:
+                self.experiment_id = self.client.create_experiment(self.experiment)
+            run_tags = {"mlflow.runName": run_name, **{k: str(v) for k, v in tags.items() if v is not None}}
+            if self.parent_run_id:
+                run_tags["mlflow.parentRunId"] = self.parent_run_id
+            run = self.client.create_run(self.experiment_id, tags=run_tags, run_name=run_name)
+            self.run_id = run.info.run_id
+            items = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()]
+            for s in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
+                self.client.log_batch(self.run_id, params=items[s : s + 100])
+        except Exception as exc:
+            raise UserError(f"cannot start an MLflow run at {self.uri} ({_first_line(exc)}); "
+                            "use --no-tracking to run without MLflow") from None
+
+    def resume(self, run_id: str, stage: int) -> None:
+        try:
+            run = self.client.get_run(run_id)
+            self.client.update_run(run_id, status="RUNNING")
+            self.client.set_tag(run_id, "cl_nlp.resumed_after_task", str(stage))
+        except Exception as exc:
+            raise UserError(f"cannot continue MLflow run {run_id} at {self.uri} ({_first_line(exc)}); pass the "
+                            "--tracking-uri the run was logged to, or use --no-tracking") from None
+        self.run_id = run_id
+        self.experiment_id = run.info.experiment_id
+
+    def checkpoint_info(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "uri": self.uri, "experiment_id": self.experiment_id}
+
+    def _call(self, what: str, fn, *args, **kwargs) -> None:
+        """Run one logging call; a failure is recorded, never raised (results live in the run folder)."""
+        if self.run_id is None or time.monotonic() < self._paused_until:
+            return
+        try:
+            fn(*args, **kwargs)
+        except Exception as exc:
+            self.failures += 1
+            self.error = self.error or f"{what}: {_first_line(exc)}"
+            self._paused_until = time.monotonic() + RETRY_COOLDOWN
 
     def log_metrics(self, values: dict[str, float], step: int) -> None:
-        import time
-
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         items = [Metric(k, v, now, step) for k, v in finite(values).items()]
         for s in range(0, len(items), 1000):
-            self.client.log_batch(self.run_id, metrics=items[s : s + 1000])
+            self._call("log metrics", self.client.log_batch, self.run_id, metrics=items[s : s + 1000])
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         path = Path(path)
-        if path.is_dir():
-            self.client.log_artifacts(self.run_id, str(path), artifact_path)
-        else:
-            self.client.log_artifact(self.run_id, str(path), artifact_path)
+        upload = self.client.log_artifacts if path.is_dir() else self.client.log_artifact
+        self._call("upload artifacts", upload, self.run_id, str(path), artifact_path)
 
     def set_description(self, text: str) -> None:
-        self.client.set_tag(self.run_id, "mlflow.note.content", text)
+        self._call("set description", self.client.set_tag, self.run_id, "mlflow.note.content", text)
 
     def end(self, status: str = "FINISHED", reason: str | None = None) -> None:
-        if self.run_id is None:
-            return
+        self._paused_until = 0.0  # one more try: the server may be back
+        if self.error:
+            self._call("tag", self.client.set_tag, self.run_id, "cl_nlp.tracking_error",
+                       f"{self.failures} logging call(s) failed, first: {self.error}; the run folder has every result")
         if reason:
-            self.client.set_tag(self.run_id, "failure_reason", reason[:5000])
-        self.client.set_terminated(self.run_id, status=status)
+            self._call("tag", self.client.set_tag, self.run_id, "failure_reason", reason[:5000])
+        self._call("end run", self.client.set_terminated, self.run_id, status=status)
 
     def run_url(self) -> str | None:
         if self.uri.startswith(("http://", "https://")):
@@ -130,6 +218,8 @@ def make_tracker(enabled: bool, uri: str | None, experiment: str) -> Tracker:
         return Tracker()
     if uri is None:
         uri = os.environ.get("MLFLOW_TRACKING_URI") or None
+    for key, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     try:
         return MlflowTracker(uri, experiment)
     except ImportError:
