@@ -9,6 +9,7 @@ then runs the dataclass's own ``__post_init__`` range checks.
 from __future__ import annotations
 
 import dataclasses
+import keyword
 import types
 import typing
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
@@ -72,6 +73,11 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
     raise UserError(f"{where}: expected {_type_name(tp)}, got {value!r}")
 
 
+def public_name(field_name: str) -> str:
+    """The option name users write: ``lambda_`` → ``lambda`` (keywords cannot name fields)."""
+    return field_name[:-1] if keyword.iskeyword(field_name[:-1]) else field_name
+
+
 def build_options(cls: type[T], values: dict[str, Any] | None, where: str) -> T:
     """Build dataclass ``cls`` from ``values``; unknown keys and bad types raise :class:`UserError`.
 
@@ -82,14 +88,16 @@ def build_options(cls: type[T], values: dict[str, Any] | None, where: str) -> T:
         >>> build_options(Opts, {"lr": 1}, "train").lr
         1.0
     """
-    values = dict(values or {})
+    # A Python keyword (``lambda``) cannot name a dataclass field: the field is ``lambda_`` and
+    # users write ``lambda``.
+    values = {(f"{k}_" if keyword.iskeyword(k) else k): v for k, v in (values or {}).items()}
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        known = ", ".join(sorted(fields)) or "(none)"
+        known = ", ".join(sorted(public_name(f) for f in fields)) or "(none)"
         raise UserError(f"{where}: unknown option {unknown[0]!r}; valid options are: {known}")
-    kwargs = {k: coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+    kwargs = {k: coerce(v, hints[k], f"{where}.{public_name(k)}") for k, v in values.items()}
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as exc:
@@ -107,7 +115,7 @@ def describe_options(cls: type) -> list[tuple[str, str, Any, str]]:
             default = f.default_factory()
         else:
             default = None
-        rows.append((f.name, _type_name(hints[f.name]), default, f.metadata.get("help", "")))
+        rows.append((public_name(f.name), _type_name(hints[f.name]), default, f.metadata.get("help", "")))
     return rows
 
 

@@ -184,8 +184,8 @@ class Trainer:
     def train_task(self, task: TaskData) -> None:
         """The optimisation loop of one task."""
         cfg = self.cfg
-        examples = self.strategy.training_examples(task)  # joint training returns every task so far
-        n_batches = math.ceil(len(examples) / cfg.batch_size)
+        task_examples = self.strategy.training_examples(task)  # joint training returns every task so far
+        n_batches = math.ceil(len(task_examples) / cfg.batch_size)
         total_steps = max(1, n_batches * cfg.epochs)
         optimizer = make_optimizer(self.model, cfg, self.device)
         scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
@@ -196,7 +196,7 @@ class Trainer:
         bar = tqdm(total=total_steps, desc=f"task {task.index + 1} {task.name}", unit="step",
                    disable=None if self.show_progress is None else not self.show_progress, leave=False)
         for epoch in range(cfg.epochs):
-            batches = train_batches(examples, cfg.batch_size, self.rng, cfg.length_grouping)
+            batches = train_batches(task_examples, cfg.batch_size, self.rng, cfg.length_grouping)
             for examples in self.strategy.train_batches(task, batches):
                 batch = {k: v.to(self.device, non_blocking=True) for k, v in collate(examples, self.pad_id).items()}
                 with self.accelerator.autocast():

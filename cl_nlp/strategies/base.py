@@ -3,6 +3,8 @@
 The trainer calls, for each task of the stream::
 
     model = strategy.before_task(task, model)            # e.g. wrap in a LoRA adapter
+    examples = strategy.training_examples(task)          # e.g. every task so far (joint)
+    batches = length-grouped batches of examples         # the LR schedule is sized from them
     for batch in strategy.train_batches(task, batches):  # e.g. mix in replayed examples
         loss = task_loss + strategy.penalty(model, batch)  # e.g. EWC's quadratic penalty
     model = strategy.after_task(task, model)             # e.g. Fisher, buffer update, merge
@@ -50,6 +52,11 @@ class Strategy:
         """Called before training on ``task``; returns the model to train (may wrap ``model``)."""
         return model
 
+    def training_examples(self, task: "TaskData") -> Examples:
+        """The examples one epoch of ``task`` is cut into (and the step count is taken from);
+        default: the task's own training split."""
+        return task.train
+
     def train_batches(self, task: "TaskData", batches: Iterator[Examples]) -> Iterator[Examples]:
         """The batches actually trained on; default: the current task's batches unchanged."""
         return batches
@@ -76,7 +83,9 @@ class Strategy:
 
 @dataclass
 class StrategyContext:
-    """What the run tells a strategy at construction: the scenario, sizes, seed, device."""
+    """What the run tells a strategy at construction: the scenario, sizes, seed, device, and
+    what a strategy needs to run the model on its own (EWC's Fisher): the padding id and the
+    task-to-classes matrix that :func:`cl_nlp.heads.training_logits` masks with."""
 
     scenario: str = "class-incremental"
     num_tasks: int = 1
@@ -84,3 +93,5 @@ class StrategyContext:
     seed: int = 0
     batch_size: int = 16
     device: torch.device = torch.device("cpu")
+    pad_id: int = 0
+    task_classes: torch.Tensor | None = None  # bool (tasks x classes); None = every class in every task

@@ -1,0 +1,83 @@
+"""LoRA-merge: merging keeps the function; combined deltas equal the hand-computed weights."""
+
+import pytest
+import torch
+
+from cl_nlp.batching import collate
+from cl_nlp.strategies import StrategyContext, strategy_options
+from cl_nlp.strategies.lora_merge import LoRAMerge, LoRAMergeOptions
+from cl_nlp.strategies.merging import lora_layers
+from tests.strategies.helpers import task_data, tiny_classifier, tiny_examples
+
+
+def randomize_adapter_(model, seed):
+    """A trained-looking adapter: B is zero at initialisation, which would make every test trivial."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_" in name:
+                p.copy_(0.2 * torch.randn(p.shape, generator=g))
+
+
+def hand_deltas(model, alpha, r):
+    """(alpha / r)·B·A per adapted layer, from the adapter's own factor matrices."""
+    return {f"{name}.weight": (alpha / r) * layer.lora_B["default"].weight.detach() @ layer.lora_A["default"].weight.detach()
+            for name, layer in lora_layers(model.encoder).items()}
+
+
+def logits(model, examples):
+    model.eval()
+    b = collate(examples, pad_id=0)
+    with torch.no_grad():
+        return model(b["input_ids"], b["attention_mask"]).logits
+
+
+@pytest.mark.parametrize("merge", ["sequential", "average"])
+def test_merged_model_gives_the_unmerged_logits(tiny_model, merge):
+    model = tiny_classifier(tiny_model)
+    examples = tiny_examples(tiny_model, [0, 1, 2, 3, 0, 1])
+    strategy = LoRAMerge(LoRAMergeOptions(r=4, alpha=8.0, merge=merge), StrategyContext(num_classes=4))
+    model = strategy.before_task(task_data(0, examples), model)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n or n.startswith("head.") for n in trainable)
+    randomize_adapter_(model, 0)
+    before = logits(model, examples)
+    model = strategy.after_task(task_data(0, examples), model)
+    assert not lora_layers(model.encoder)  # a plain encoder again
+    after = logits(model, examples)
+    assert (after - before).abs().max().item() < 1e-5
+    assert not torch.allclose(after, logits(tiny_classifier(tiny_model), examples), atol=1e-3)  # the adapter mattered
+
+
+@pytest.mark.parametrize("merge,coefficient", [("average", 1.0), ("task_arithmetic", 0.3), ("sequential", 1.0)])
+def test_two_tasks_combine_as_the_formula_says(tiny_model, merge, coefficient):
+    model = tiny_classifier(tiny_model)
+    w0 = {n: p.detach().clone() for n, p in model.encoder.named_parameters()}
+    examples = tiny_examples(tiny_model, [0, 1])
+    strategy = LoRAMerge(strategy_options("lora-merge", {"r": 2, "alpha": 4, "merge": merge, "coefficient": coefficient}),
+                         StrategyContext(num_classes=4))
+    deltas = []
+    for t in range(2):
+        model = strategy.before_task(task_data(t, examples), model)
+        if merge != "sequential":  # every adapter trains on the pretrained weights
+            for name, layer in lora_layers(model.encoder).items():
+                assert torch.equal(layer.get_base_layer().weight, w0[f"{name}.weight"])
+        randomize_adapter_(model, t + 1)
+        deltas.append(hand_deltas(model, 4, 2))
+        model = strategy.after_task(task_data(t, examples), model)
+    scale = {"average": 0.5, "task_arithmetic": coefficient, "sequential": 1.0}[merge]
+    weights = dict(model.encoder.named_parameters())
+    assert set(deltas[0]) == {n for n in w0 if n.endswith(("query.weight", "value.weight"))}
+    for name in deltas[0]:
+        expected = w0[name] + scale * (deltas[0][name] + deltas[1][name])
+        assert torch.allclose(weights[name], expected, atol=1e-6), name
+    untouched = "encoder.layer.0.attention.self.key.weight"
+    assert torch.equal(weights[untouched], w0[untouched])
+    assert len(strategy.deltas) == (0 if merge == "sequential" else 2)
+
+
+def test_coefficient_only_with_task_arithmetic():
+    from cl_nlp.errors import UserError
+
+    with pytest.raises(UserError, match="coefficient applies"):
+        strategy_options("lora-merge", {"coefficient": 0.5})

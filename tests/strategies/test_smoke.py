@@ -1,0 +1,23 @@
+"""Every registered strategy runs a 2-task tiny stream through the real CLI."""
+
+import json
+
+import pytest
+
+from cl_nlp.cli import main
+from cl_nlp.strategies import strategy_names
+from tests.conftest import FAST_TRAIN, SMALL_STREAM
+
+# Small enough for the tiny stream (8 examples per class); everything else at its default.
+TINY_OPTIONS = {"ewc": ["strategy.fisher_samples=8"], "replay": ["strategy.size=10", "strategy.per_batch=4"]}
+
+
+@pytest.mark.parametrize("name", strategy_names())
+def test_strategy_runs_two_tasks_from_the_cli(name, tiny_model, tmp_path):
+    overrides = [*SMALL_STREAM, *FAST_TRAIN, *TINY_OPTIONS.get(name, [])]
+    main(["run", "--strategy", name, "--model", tiny_model, "--output", str(tmp_path), "--run-name", name,
+          "--no-tracking", *[x for o in overrides for x in ("--set", o)]])
+    results = json.loads((tmp_path / name / "results.json").read_text())
+    assert results["stages_done"] == 2
+    live = results["matrices"]["live"]
+    assert all(0.0 <= live[i][j] <= 1.0 for i in range(2) for j in range(i + 1))
