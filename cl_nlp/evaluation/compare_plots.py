@@ -1,0 +1,107 @@
+"""Figures comparing strategies over seeds: forgetting curves and final accuracy matrices.
+
+Each strategy contributes the accuracy matrices of its runs (one per seed, all of one stream);
+:func:`seed_mean_std` reduces them cell by cell, and both figures draw from that. Figures are
+built on :class:`matplotlib.figure.Figure` with the Agg canvas directly, never through pyplot,
+so plotting neither needs a display nor changes the backend of a notebook that imports us.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+
+def seed_mean_std(matrices: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cell-wise mean, sample std (ddof=1) and count of the finite values across runs.
+
+    A cell measured in fewer than two runs has std NaN; a cell measured in none has mean NaN.
+    """
+    stack = np.stack([np.asarray(m, dtype=float) for m in matrices])
+    finite = np.isfinite(stack)
+    count = finite.sum(axis=0)
+    total = np.where(finite, stack, 0.0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / count, np.nan)
+        sq = np.where(finite, (stack - mean) ** 2, 0.0).sum(axis=0)
+        std = np.where(count > 1, np.sqrt(sq / (count - 1)), np.nan)
+    return mean, std, count
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    return Path(path)
+
+
+def plot_forgetting_curves(groups: dict[str, list[np.ndarray]], task_names: list[str], path: str | Path,
+                           ylabel: str = "accuracy") -> Path:
+    """One panel per task, one line per strategy: accuracy on the task after each stage.
+
+    x = stage (tasks learned so far), from the stage the task is learned to the last one; the
+    line is the mean over seeds and the band ± one sample standard deviation.
+    """
+    n = len(task_names)
+    cols = min(n, 5)
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(3.2 * cols, 2.6 * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
+    stats = {label: seed_mean_std(ms) for label, ms in groups.items()}
+    for j, task in enumerate(task_names):
+        ax = axes[j // cols][j % cols]
+        x = np.arange(j + 1, n + 1)
+        for k, (label, (mean, std, _)) in enumerate(stats.items()):
+            y, s = mean[j:, j], std[j:, j]
+            line, = ax.plot(x, y, marker="o", markersize=3, label=label, color=f"C{k}")
+            band = np.isfinite(s)
+            if band.any():
+                ax.fill_between(x[band], (y - s)[band], (y + s)[band], color=line.get_color(), alpha=0.2, lw=0)
+        ax.set_title(task, fontsize=10)
+        ax.set_xlim(0.7, n + 0.3)
+        ax.set_xticks(range(1, n + 1))
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        if j % cols == 0:
+            ax.set_ylabel(ylabel)
+        if j // cols == rows - 1:
+            ax.set_xlabel("stage (tasks learned)")
+    for j in range(n, rows * cols):
+        axes[j // cols][j % cols].set_visible(False)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), 6), frameon=False)
+    return _save(fig, path)
+
+
+def plot_final_matrices(groups: dict[str, list[np.ndarray]], task_names: list[str], path: str | Path,
+                        label: str = "accuracy") -> Path:
+    """Side-by-side heatmaps of each strategy's accuracy matrix, averaged over seeds.
+
+    Rows: after training on task i; columns: task j; cells never measured are left blank.
+    """
+    n = len(task_names)
+    k = len(groups)
+    fig = Figure(figsize=(0.55 * n * k + 1.5 * k + 1.2, 0.5 * n + 1.6), layout="constrained")
+    axes = fig.subplots(1, k, squeeze=False)[0]
+    image = None
+    short = [t[:8] for t in task_names]
+    for ax, (name, matrices) in zip(axes, groups.items()):
+        mean, _, count = seed_mean_std(matrices)
+        image = ax.imshow(np.ma.masked_invalid(mean), vmin=0.0, vmax=1.0, cmap="viridis")
+        ax.set_title(f"{name} (n={int(count.max()) if count.size else 0})", fontsize=10)
+        ax.set_xticks(range(n), short, rotation=90, fontsize=8)
+        ax.set_yticks(range(n), short, fontsize=8)
+        ax.set_xlabel("evaluated on task")
+        if n <= 12:
+            for i in range(n):
+                for j in range(n):
+                    if np.isfinite(mean[i, j]):
+                        ax.text(j, i, f"{mean[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                                color="black" if mean[i, j] > 0.6 else "white")
+    axes[0].set_ylabel("after training on task")
+    if image is not None:
+        fig.colorbar(image, ax=list(axes), shrink=0.8, label=label)
+    return _save(fig, path)
