@@ -47,11 +47,16 @@ class RunOutcome:
     tracking_error: str | None = None  # set when MLflow logging failed part-way (results are complete on disk)
 
 
-def validate(cfg: ExperimentConfig) -> None:
-    """Every check that needs no model or data: fails fast, before anything heavy is loaded."""
+def validate(cfg: ExperimentConfig) -> Stream:
+    """Every check before the model is loaded; returns the built, checked stream (built once per run).
+
+    Option checks come first (instant); then the stream is built and checked (files, columns,
+    labels, scenario), which is cheap next to loading a model.
+    """
     stream_options(cfg.stream.name, cfg.stream.options)
     strategy_options(cfg.strategy.name, cfg.strategy.options)
     resolve_model_path(cfg.model.name_or_path)
+    return build_stream(cfg.stream.name, cfg.stream.options)
 
 
 def seed_everything(seed: int) -> None:
@@ -79,7 +84,7 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
     with the next task, logging into the same MLflow run (see :mod:`cl_nlp.checkpoint`).
     """
     started = time.perf_counter()
-    validate(cfg)
+    stream = validate(cfg)
     run_name = cfg.run_name or default_run_name(cfg)
     run_dir = Path(cfg.output) / run_name
     ckpt = find_resumable(run_dir) if resume else None
@@ -92,7 +97,6 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
 
     seed_everything(cfg.seed)
-    stream = build_stream(cfg.stream.name, cfg.stream.options)
     tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.trust_remote_code)
     data = tokenize_stream(stream, tokenizer, cfg.model.max_length)
     results = ckpt.results() if ckpt else Results(stream.task_names, stream.scenario)

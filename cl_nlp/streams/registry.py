@@ -8,27 +8,34 @@ from typing import Any, Callable
 from cl_nlp.errors import UserError
 from cl_nlp.options import build_options
 from cl_nlp.streams.task import Stream
+from cl_nlp.streams.validation import check_stream
 
 
 @dataclass(frozen=True)
 class StreamSpec:
-    """A registered stream: its options dataclass and the function that builds it."""
+    """A registered stream: its options dataclass and the function that builds it.
+
+    ``source`` says where its data comes from: ``"offline"`` (packaged, cheap to build, so
+    `cl-nlp streams` shows its sizes), ``"hub"`` (downloads) or ``"file"`` (the user's YAML).
+    """
 
     name: str
     options_cls: type
     build: Callable[[Any], Stream]
     scenario: str
     summary: str
+    source: str = "offline"
 
 
 _STREAMS: dict[str, StreamSpec] = {}
 
 
-def register_stream(name: str, options_cls: type, build: Callable[[Any], Stream], *, scenario: str, summary: str) -> None:
+def register_stream(name: str, options_cls: type, build: Callable[[Any], Stream], *, scenario: str, summary: str,
+                    source: str = "offline") -> None:
     """Register ``build(options) -> Stream`` under ``name``; duplicate names are refused."""
     if name in _STREAMS:
         raise ValueError(f"stream {name!r} is already registered")
-    _STREAMS[name] = StreamSpec(name, options_cls, build, scenario, summary)
+    _STREAMS[name] = StreamSpec(name, options_cls, build, scenario, summary, source)
 
 
 def stream_names() -> list[str]:
@@ -47,6 +54,12 @@ def stream_options(name: str, options: dict[str, Any] | None) -> Any:
 
 
 def build_stream(name: str, options: dict[str, Any] | None = None) -> Stream:
-    """Build the registered stream ``name`` with its (validated) options."""
+    """Build the registered stream ``name`` with its (validated) options, and check the result.
+
+    Raises:
+        UserError: bad options, unreadable data, or a stream :func:`check_stream` refuses.
+    """
     spec = get_stream_spec(name)
-    return spec.build(stream_options(name, options))
+    stream = spec.build(stream_options(name, options))
+    check_stream(stream, f"stream {name!r}")
+    return stream

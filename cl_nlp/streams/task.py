@@ -54,6 +54,10 @@ class Stream:
     - task-incremental: one head per task (rows of the shared linear layer restricted to the
       task's classes), task id given at test time;
     - domain-incremental: every task uses the same classes, one head.
+
+    ``shared_classes`` names classes that several tasks of a class-incremental stream share on
+    purpose (the five-dataset benchmark's Yelp and Amazon ratings); any other overlap between
+    class-incremental tasks is refused by :func:`cl_nlp.streams.validation.check_stream`.
     """
 
     name: str
@@ -62,6 +66,7 @@ class Stream:
     class_names: list[str]
     description: str = ""
     options: dict = field(default_factory=dict)
+    shared_classes: tuple[str, ...] = ()
 
     @property
     def num_classes(self) -> int:
