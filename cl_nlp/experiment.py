@@ -25,9 +25,11 @@ from cl_nlp.batching import encode
 from cl_nlp.checkpoint import Checkpoint, find_resumable, latest_checkpoint, restore_checkpoint, save_checkpoint
 from cl_nlp.config import ExperimentConfig, flatten
 from cl_nlp.errors import UserError
-from cl_nlp.evaluation.evaluator import Evaluator
+from cl_nlp.evaluation.evaluator import Evaluator, ProbeSettings
 from cl_nlp.evaluation.report import format_matrix, format_summary, write_matrix_csv
 from cl_nlp.evaluation.results import Results
+from cl_nlp.evaluation.retention import final_retention_metrics
+from cl_nlp.evaluation.verdict import closing_note, write_run_report
 from cl_nlp.heads import task_class_matrix
 from cl_nlp.models import EMBEDDED_MODEL, build_model, load_tokenizer, resolve_model_path
 from cl_nlp.strategies import StrategyContext, build_strategy, strategy_options
@@ -121,7 +123,10 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
                                   accelerator.device, pad_id=tokenizer.pad_token_id, task_classes=task_classes)
         strategy = build_strategy(cfg.strategy.name, cfg.strategy.options, context)
         evaluator = Evaluator(results, [d.test for d in data], task_classes, tokenizer.pad_token_id,
-                              cfg.eval.batch_size, cfg.eval.future_tasks, accelerator.device)
+        probes = ProbeSettings(cfg.eval.probe_per_class, cfg.eval.probe_l2, cfg.eval.layerwise_probes, cfg.seed)
+                              cfg.eval.batch_size, cfg.eval.future_tasks, accelerator.device,
+                              trains=[d.train for d in data], probes=probes if cfg.eval.probes else None,
+                              class_names=stream.class_names)
         # A strategy may bring its own loop (``avalanche:*`` run Avalanche's); the default is cl-nlp's.
         trainer_cls = getattr(strategy, "trainer_cls", Trainer)
         trainer = trainer_cls(model, strategy, evaluator, tracker, cfg.train, task_classes, stream.scenario,
@@ -152,6 +157,8 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
     results.timings["run_seconds"] = seconds
     write_outputs(results, run_dir)
     tracker.log_metrics(final_metrics(results), step=len(stream))
+    verdict = write_run_report(results, run_dir)  # report.md, PNG figures, classification reports
+    tracker.set_description(verdict)
     tracker.log_artifact(run_dir)
     tracker.end("FINISHED")
     write_status(run_dir, "FINISHED", results, tracker)
@@ -159,6 +166,7 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
     echo(format_matrix(results, "live"))
     echo("\n" + format_summary(results))
     echo(f"\nwall time {seconds:.0f}s; results in {run_dir}")
+    echo("\n" + closing_note(results, verdict))
     if tracker.run_id and not tracker.error:
         echo(f"MLflow run {tracker.run_id} (experiment {cfg.tracking.experiment!r}); "
              f"forgetting curves: `mlflow ui`, then {getattr(tracker, 'compare_url', lambda: '')()}")
@@ -212,8 +220,8 @@ def write_status(run_dir: Path, status: str, results: Results, tracker: Tracker,
 
 def final_metrics(results: Results) -> dict[str, float]:
     """Summary metrics of the finished run, under ``final/``."""
-    out = {}
-    for name in results.matrices:
+    out = final_retention_metrics(results) if results.stages_done else {}  # final/probe_acc, final/recoverable_share, ...
+    for name in ("live", "task_aware"):
         for metric, value in results.summary(name).items():
             out[f"final/{metric}" + ("" if name == "live" else f"_{name}")] = value
     out["final/run_seconds"] = results.timings.get("run_seconds", float("nan"))

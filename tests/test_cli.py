@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from cl_nlp.cli import main
@@ -38,6 +39,18 @@ def test_run_logs_matrix_and_forgetting_curves(tiny_model, tmp_path, tracking_ur
     assert client.get_metric_history(run.info.run_id, "train/loss")
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"results.json", "config.yaml", "matrix_live.csv"} <= artifacts
+
+    # The retention question: probe metrics per stage, final summaries, the verdict and its report.
+    probe = client.get_metric_history(run.info.run_id, "probe_acc/clinc1")
+    assert [m.step for m in probe] == [1, 2] and probe[-1].value == results["matrices"]["probe"][1][0]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "cka/clinc1")] == [1, 2]
+    assert results["before"]["probe"][0] is not None  # the pretrained encoder's probe
+    final = run.data.metrics
+    assert {"final/probe_acc", "final/probe_bwt", "final/probe_forgetting", "final/pretrained_probe_acc"} <= set(final)
+    assert final["final/pretrained_probe_acc"] == pytest.approx(sum(results["before"]["probe"]) / 2)
+    verdict = run.data.tags["mlflow.note.content"]
+    assert "Live accuracy right after learning" in verdict and verdict in printed
+    assert {"report.md", "retention_curves.png", "matrices.png", "classification_report.csv"} <= artifacts
 
 
 def test_help_is_complete():

@@ -32,7 +32,7 @@ def format_matrix(results: Results, name: str = "live") -> str:
 def format_summary(results: Results) -> str:
     """One line per matrix: ACC, BWT, forgetting, FWT."""
     lines = []
-    for name in results.matrices:
+    for name in results.accuracy_matrices():
         s = results.summary(name)
         lines.append(f"{name:>11}: ACC {s['acc']:.3f}  BWT {s['bwt']:+.3f}  forgetting {s['forgetting']:.3f}"
                      + (f"  FWT {s['fwt']:+.3f}" if "fwt" in s and not math.isnan(s["fwt"]) else ""))

@@ -13,6 +13,10 @@ import numpy as np
 from cl_nlp.evaluation import metrics
 
 
+# Matrices of representation similarity (linear CKA), not accuracies: no ACC/BWT summary.
+SIMILARITY_MATRICES = ("cka", "cka_pretrained")
+
+
 def _nan_matrix(n: int) -> np.ndarray:
     return np.full((n, n), np.nan)
 
@@ -32,7 +36,10 @@ class Results:
     ``matrices[name][i, j]``: metric ``name`` on task ``j`` after training through task ``i``
     (``live``: the prediction a user gets — task-agnostic in class/domain-incremental streams,
     task-aware in task-incremental ones; ``task_aware``: argmax restricted to task ``j``'s
-    classes). ``before[name][j]``: the same measured before any training (``b_j``).
+    classes). ``before[name][j]``: the same measured before any training (``b_j``). The
+    evaluator's retention measures add ``probe`` (``before["probe"]`` = the pretrained
+    encoder's probe), optional ``probe_layer<l>``, and the drift matrices ``cka`` and
+    ``cka_pretrained`` (similarities, not accuracies; see :mod:`cl_nlp.evaluation.evaluator`).
     """
 
     task_names: list[str]
@@ -46,6 +53,10 @@ class Results:
     @property
     def num_tasks(self) -> int:
         return len(self.task_names)
+
+    def accuracy_matrices(self) -> list[str]:
+        """Names of the matrices that hold accuracies (ACC/BWT/forgetting apply), i.e. all but drift."""
+        return [k for k in self.matrices if k not in SIMILARITY_MATRICES]
 
     def matrix(self, name: str) -> np.ndarray:
         if name not in self.matrices:
@@ -76,7 +87,7 @@ class Results:
         }
         if self.stages_done:
             out["summary"] = {k: {m: (None if math.isnan(v) else v) for m, v in self.summary(k).items()}
-                              for k in self.matrices}
+                              for k in self.accuracy_matrices()}
         return out
 
     @classmethod
