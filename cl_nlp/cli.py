@@ -248,7 +248,12 @@ def sweep(ctx: click.Context, strategy_list: str, seed_list: str, strategy_sets:
     extra = list(overrides) + (["tracking.enabled=false"] if no_tracking else [])
     cfg = load_config(config_path, extra, stream=stream, model=model)
     _apply_string_overrides(cfg, output, run_name, tracking_uri, experiment)
-    outcome = run_sweep(cfg, strategies_, seeds, per_strategy, echo=click.echo, debug=ctx.obj.get("debug", False))
+    previous = _terminate_as_interrupt()  # a scheduler's stop ends the sweep like Ctrl-C: parent KILLED
+    try:
+        outcome = run_sweep(cfg, strategies_, seeds, per_strategy, echo=click.echo, debug=ctx.obj.get("debug", False))
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if outcome.failed:
         sys.exit(1)
 

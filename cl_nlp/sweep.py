@@ -6,7 +6,7 @@ seeds in the outer loop, so a sweep stopped half-way already holds every strateg
 first seeds. A child that fails — a bad option, a crash — is recorded as a FAILED child run
 with its reason (and its traceback in the run folder's ``error.txt``) and the sweep goes on.
 
-At the end the finished children are compared (:mod:`cl_nlp.compare`): the summary table
+At the end the finished children are compared (:mod:`cl_nlp.evaluation.comparison`): the summary table
 (mean ± sample std over seeds), forgetting curves and final matrices go to
 ``<output>/<sweep>/comparison/`` and to the parent run (artifacts + ``summary/<strategy>/*``
 metrics). The parent ends FINISHED when at least one child finished — its description and
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 import cl_nlp
-from cl_nlp.compare import ComparedRun, Comparison, echo_comparison, log_comparison, write_comparison
+from cl_nlp.evaluation.comparison import ComparedRun, Comparison, echo_comparison, log_comparison, write_comparison
 from cl_nlp.config import ComponentConfig, ExperimentConfig, flatten, parse_override
 from cl_nlp.errors import UserError
 from cl_nlp.tracking import MlflowTracker, Tracker, git_commit, make_tracker
@@ -113,6 +113,8 @@ def run_sweep(base: ExperimentConfig, strategies: list[str], seeds: list[int],
     strategy_sets = strategy_sets or {}
     name = base.run_name or f"sweep-{base.stream.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     folder = Path(base.output) / name
+    if folder.is_dir() and any(folder.iterdir()):  # every child would refuse its used run folder
+        raise UserError(f"sweep folder {str(folder)!r} already holds runs; pick another --run-name")
     folder.mkdir(parents=True, exist_ok=True)
     parent = make_tracker(base.tracking.enabled, base.tracking.uri, base.tracking.experiment)
     params = {**flatten(base.to_dict()), "sweep.strategies": ",".join(strategies),
@@ -157,6 +159,8 @@ def _run_child(cfg: ExperimentConfig, parent: Tracker, echo: Callable[[str], Non
         _record_failure(cfg, tracker, child.reason, traceback.format_exc())
         child.run_id = tracker.run_id
         return child
+    finally:
+        release_memory()
     child.run_id, child.results, child.status = result.run_id, result.results, "FINISHED"
     child.final = final_metrics(result.results)
     if result.run_id and not getattr(result, "tracking_error", None):
@@ -166,6 +170,17 @@ def _run_child(cfg: ExperimentConfig, parent: Tracker, echo: Callable[[str], Non
         except Exception as exc:  # the server went away: the computed metrics are the same numbers
             echo(f"    (could not read run {result.run_id} back from MLflow: {type(exc).__name__}; using local results)")
     return child
+
+
+def release_memory() -> None:
+    """Drop the finished child's model before the next one is built (matters on a GPU)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _record_failure(cfg: ExperimentConfig, tracker: Tracker, reason: str, trace: str) -> None:

@@ -6,7 +6,8 @@ import statistics
 import numpy as np
 import pytest
 
-from cl_nlp.compare import ComparedRun, group_runs, rebuild_results, select_runs, write_comparison
+from cl_nlp.compare import rebuild_results
+from cl_nlp.evaluation.comparison import ComparedRun, group_runs, select_runs, write_comparison
 from cl_nlp.errors import UserError
 from cl_nlp.evaluation.compare_plots import seed_mean_std
 from cl_nlp.evaluation.results import Results
