@@ -54,10 +54,12 @@ class TaskPredictions:
 
 @torch.inference_mode()
 def predict(model: nn.Module, examples: Examples, task_classes: torch.Tensor, pad_id: int,
-            batch_size: int = 128, device: torch.device | str = "cpu", hidden_layers: bool = False) -> TaskPredictions:
+            batch_size: int = 128, device: torch.device | str = "cpu", hidden_layers: bool = False,
+            sort_by_length: bool = True) -> TaskPredictions:
     """One forward pass per example gives both readings (task-agnostic and task-aware) and features.
 
-    Batches are sorted by length (less padding); results are put back in the split's order.
+    Batches are sorted by length (less padding; ``sort_by_length=False`` keeps the split's order,
+    for benchmarks); results are put back in the split's order.
     With ``hidden_layers`` every hidden state is pooled too (the model's pooling).
     """
     was_training = model.training
@@ -68,7 +70,7 @@ def predict(model: nn.Module, examples: Examples, task_classes: torch.Tensor, pa
     features: np.ndarray | None = None
     layers: np.ndarray | None = None
     pooling = getattr(model, "pooling", "mean")
-    for idx, part in eval_batches(examples, batch_size):
+    for idx, part in eval_batches(examples, batch_size, sort_by_length):
         batch = {k: v.to(device) for k, v in collate(part, pad_id).items()}
         extra = {"output_hidden_states": True} if hidden_layers else {}
         out = model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"), **extra)
