@@ -69,7 +69,8 @@ def seed_everything(seed: int) -> None:
 
 def default_run_name(cfg: ExperimentConfig) -> str:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return f"{cfg.strategy.name}-{cfg.stream.name}-seed{cfg.seed}-{stamp}"
+    strategy = cfg.strategy.name.replace(":", "-")  # `avalanche:LwF`: no colons in folder names (Windows)
+    return f"{strategy}-{cfg.stream.name}-seed{cfg.seed}-{stamp}"
 
 
 def tokenize_stream(stream: Stream, tokenizer, max_length: int) -> list[TaskData]:
