@@ -51,6 +51,9 @@ class TaskSpec:
         require(self.hub is None or self.train is None, "give either hub or train files, not both")
         require(self.hub is not None or self.train is not None, "give its train file (train: FILE) or a hub id (hub: owner/name)")
         require(self.test_fraction is None or 0 < self.test_fraction < 1, "test_fraction must be in (0, 1)")
+        require(self.hub is None or "train" in self.splits,
+                "splits must name the repository's train split, e.g. splits: {train: train, test: test}")
+        require(all(isinstance(v, str) or v is None for v in self.columns.values()), "columns: give column names as strings")
         unknown = sorted(set(self.columns) - {"text", "text_pair", "label"})
         require(not unknown, f"columns: unknown role {unknown[0] if unknown else ''!r}; use text, text_pair, label")
         for name in ("train_per_class", "test_per_class", "validation_per_class"):

@@ -99,6 +99,22 @@ def test_domain_incremental_shares_one_label_space(tmp_path):
     assert s.num_classes == 2 and s.tasks[0].class_ids == s.tasks[1].class_ids
 
 
+def test_hub_task_in_a_stream_file_reads_the_local_hub_copy(tmp_path):
+    from tests.fixtures.hub_layout import make_hub_layout
+
+    root = make_hub_layout(tmp_path / "hub", per_class=3)
+    write_table(tmp_path / "a_train.csv", rows(["x", "y"], 4))
+    write_table(tmp_path / "a_test.csv", rows(["x", "y"], 2))
+    s = load_stream_file(stream_file(tmp_path, [
+        {"name": "a", "train": "a_train.csv", "test": "a_test.csv"},
+        {"name": "news", "hub": "fancyzhx/ag_news", "classes": ["World", "Sports"], "train_per_class": 2},
+    ], hub_root=str(root)))
+    news = s.tasks[1]
+    assert [s.class_names[c] for c in news.class_ids] == ["World", "Sports"] and news.sizes() == {"train": 4, "test": 4}
+    for text, label in zip(news.train["text"], news.train["label"]):
+        assert text.startswith(f"agnews train {s.class_names[label]} text ")  # ClassLabel ids became names
+
+
 # --- validation: each failure is one line naming file, task and fix; exit status 2 ---------------------------
 
 def fail(capsys, path: Path) -> str:
