@@ -7,6 +7,7 @@ stage depends on::
     strategy.safetensors    the strategy's tensors (Fisher, anchors, replay buffer, adapters, ...)
     strategy.json           the rest of its state_dict, tensors replaced by references
     rng.safetensors         torch (CPU, CUDA) generator states
+    evaluator.safetensors   test features drift (CKA) is measured against: right after each task, pretrained
     state.json              stage, global step, NumPy/Python RNG states, the MLflow run id (written last)
     results.json            every matrix measured so far
 
@@ -152,6 +153,8 @@ def save_checkpoint(run_dir: str | Path, trainer: "Trainer", stage: int, trackin
     _write_json(tmp / "strategy.json", strategy_tree)
     rng_tensors, rng_values = capture_rng(trainer.rng)
     save_file({k: v.contiguous() for k, v in rng_tensors.items()}, str(tmp / "rng.safetensors"))
+    if hasattr(trainer.evaluator, "state_dict"):
+        save_file(trainer.evaluator.state_dict(), str(tmp / "evaluator.safetensors"))
     trainer.evaluator.results.save(tmp / "results.json")
     _write_json(tmp / "state.json", {
         "format": FORMAT, "stage": stage, "global_step": trainer.global_step, "rng": rng_values,
@@ -206,6 +209,8 @@ def restore_checkpoint(ckpt: Checkpoint, trainer: "Trainer") -> None:
     trainer.strategy.load_state_dict(join_tensors(tree, load_file(ckpt.path / "strategy.safetensors", device=device)))
     trainer.global_step = int(ckpt.state["global_step"])
     restore_rng(trainer.rng, load_file(ckpt.path / "rng.safetensors"), ckpt.state["rng"])
+    if (ckpt.path / "evaluator.safetensors").is_file():  # without it, drift of earlier tasks is not measured
+        trainer.evaluator.load_state_dict(load_file(ckpt.path / "evaluator.safetensors"))
 
 
 # ---- resuming from the command line ---------------------------------------------------------
