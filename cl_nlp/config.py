@@ -45,6 +45,7 @@ class TrainConfig:
     length_grouping: bool = field(default=True, metadata={"help": "batch similar lengths together (less padding)"})
     device: Literal["auto", "cpu", "cuda"] = field(default="auto", metadata={"help": "auto picks a GPU when present"})
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = field(default="auto", metadata={"help": "auto = bf16 on GPUs that support it, else fp32"})
+    compile: bool = field(default=False, metadata={"help": "torch.compile the training forward (meant for GPUs; compiling costs start-up time)"})
 
     def __post_init__(self) -> None:
         require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")

@@ -195,6 +195,7 @@ class Trainer:
         scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
         model, optimizer = self.accelerator.prepare(self.model, optimizer)
         model.train()
+        forward = self.compiled(model) if cfg.compile else model
         running = torch.zeros((), device=self.device)
         since_log = 0
         bar = tqdm(total=total_steps, desc=f"task {task.index + 1} {task.name}", unit="step",
@@ -204,7 +205,7 @@ class Trainer:
             for examples in self.strategy.train_batches(task, batches):
                 batch = {k: v.to(self.device, non_blocking=True) for k, v in collate(examples, self.pad_id).items()}
                 with self.accelerator.autocast():
-                    out = model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+                    out = forward(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
                     logits = training_logits(out.logits.float(), batch["task_ids"], self.task_classes, self.scenario)
                     loss = F.cross_entropy(logits, batch["labels"])
                     extra = self.strategy.penalty(self.accelerator.unwrap_model(model), batch)
@@ -229,6 +230,16 @@ class Trainer:
         bar.close()
         self.model = self.accelerator.unwrap_model(model)
         self.accelerator.free_memory()
+
+    def compiled(self, model: nn.Module) -> nn.Module:
+        """``torch.compile(model)``, kept while the model object stays the same (no recompiling per task).
+
+        Shapes are dynamic: batches are padded to their own longest example.
+        """
+        cached = getattr(self, "_compiled", None)
+        if cached is None or cached[0] is not model:
+            self._compiled = (model, torch.compile(model, dynamic=True))
+        return self._compiled[1]
 
     def log_loss(self, mean_loss: torch.Tensor, lr: float, bar) -> None:
         value = float(mean_loss)  # the one host sync per LOSS_LOG_EVERY steps

@@ -1,0 +1,135 @@
+"""What continual-learning strategies, probes and MLflow cost on top of naive fine-tuning.
+
+Run (from the repository root; about 6 minutes on 2 quiet cores)::
+
+    .venv/bin/python benchmarks/strategy_overheads.py
+
+``--quick`` is a smoke test of seconds (add ``--model PATH`` for a tiny local model);
+``--results runs/*/results.json`` only reports the probe share of finished runs (e.g. of the
+default ``cl-nlp run``, which is what the probe target is about).
+
+Every contender is a whole ``cl-nlp run`` (``cl_nlp.experiment.run_experiment``) of the same
+small class-incremental CLINC stream with the same seed and default options, alternated in
+one process:
+
+* ``naive``, ``ewc``, ``replay``, ``lora-merge`` (whichever are registered), MLflow off: each
+  strategy's wall time per task (``train_seconds/<task>`` in ``results.json``: before_task,
+  training and after_task, so EWC's Fisher is included) against naive's; replay is also
+  compared with its data share (examples trained on, counted at the strategy's batch hook);
+* ``naive+mlflow``: naive logging to a fresh sqlite MLflow store: MLflow's share of the run;
+* probes: the share of each naive run spent in ``probe_seconds/*`` (the evaluator's timings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from harness import alternate, load_note, median, print_ratios, spread
+
+from cl_nlp.config import load_config
+from cl_nlp.experiment import run_experiment
+from cl_nlp import training
+from cl_nlp.strategies import strategy_names
+from cl_nlp.tracking import Tracker, make_tracker
+
+WANTED = ("ewc", "replay", "lora-merge")
+real_collate = training.collate
+
+
+def counting_collate(counts: list[int]):
+    """The trainer's ``collate``, counting every example it pads into a training batch.
+
+    Patched into :mod:`cl_nlp.training` for one run: it sees whatever the strategy's batch hook
+    passed on (replayed examples included), and nothing else (Fisher and evaluation collate
+    through their own modules).
+    """
+    def counted(examples, pad_id):
+        counts[-1] += len(examples)
+        return real_collate(examples, pad_id)
+    return counted
+
+
+def probe_share(results: dict) -> float:
+    timings = results.get("timings", {})
+    probes = sum(v for k, v in timings.items() if k.startswith("probe_seconds/"))
+    return probes / timings["run_seconds"] if timings.get("run_seconds") else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2 tasks x 3 intents x 8 examples, 1 round: a smoke test")
+    parser.add_argument("--model", default=None, help="model folder (default: the embedded MiniLM)")
+    parser.add_argument("--reps", type=int, default=None, help="rounds (each runs every contender once)")
+    parser.add_argument("--results", nargs="+", default=None, help="only report the probe share of these results.json files")
+    args = parser.parse_args()
+    if args.results:
+        for path in args.results:
+            share = probe_share(json.loads(Path(path).read_text(encoding="utf-8")))
+            print_ratios(f"probe share of {path} (target <= 0.30)", [("probe seconds / run seconds", share, "")])
+        return
+
+    size = (["stream.n_tasks=2", "stream.classes_per_task=3", "stream.train_per_class=8", "stream.test_per_class=4",
+             "train.epochs=1", "eval.probe_per_class=4"] if args.quick else
+            ["stream.n_tasks=3", "stream.classes_per_task=10", "stream.train_per_class=40", "train.epochs=2"])
+    reps = args.reps or (1 if args.quick else 2)
+    present = [s for s in WANTED if s in strategy_names()]
+    missing = [s for s in WANTED if s not in present]
+    counts: dict[str, list[int]] = {}
+    results: dict[str, list[dict]] = {}
+    print(f"stream: clinc-cil {' '.join(size)}; strategies: naive {' '.join(present)}"
+          f"{f' (not registered: {missing})' if missing else ''}; {load_note()}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        def contender(strategy: str, mlflow: bool = False):
+            name = strategy + ("+mlflow" if mlflow else "")
+
+            def go() -> float:
+                counts.setdefault(name, []).append(0)
+                run = len(counts[name])
+                cfg = load_config(None, [*size, f"output={tmp}/runs", f"run_name={name.replace('+', '_')}-{run}"],
+                                  strategy=strategy, model=args.model)
+                tracker = make_tracker(True, f"sqlite:///{tmp}/mlflow-{run}.db", "bench") if mlflow else Tracker()
+                training.collate = counting_collate(counts[name])
+                try:
+                    outcome = run_experiment(cfg, tracker=tracker, echo=lambda _: None, show_progress=False)
+                finally:
+                    training.collate = real_collate
+                results.setdefault(name, []).append(outcome.results.to_dict())
+                return outcome.seconds
+            return go
+
+        contenders = {s: contender(s) for s in ["naive", *present]}
+        contenders["naive+mlflow"] = contender("naive", mlflow=True)
+        wall = alternate(contenders, reps)
+
+    def per_task(name: str) -> list[float]:
+        out = []
+        for r in results[name]:
+            train = [v for k, v in r["timings"].items() if k.startswith("train_seconds/")]
+            out.append(sum(train) / len(train))
+        return out
+
+    base = median(per_task("naive"))
+    print(f"\n{'':14} {'s per task (median, min-max)':30} {'examples trained':>16}  run s")
+    for name in contenders:
+        print(f"{name:14} {spread(per_task(name)):30} {median(counts[name]):16.0f}  {spread(wall[name])}")
+    shares = [probe_share(r) for r in results["naive"]]
+    mlflow_seconds = median(wall["naive+mlflow"]) - median(wall["naive"])
+    print(f"probes: {spread([s * 100 for s in shares])} % of each naive run; MLflow adds {mlflow_seconds:.1f} s per run")
+    print(f"after: {load_note()}")
+    targets = {"ewc": "(target <= 1.10)", "lora-merge": ""}
+    rows = [(f"{s} / naive, wall per task", median(per_task(s)) / base, targets.get(s, "")) for s in present]
+    if "replay" in present:
+        data = median(counts["replay"]) / median(counts["naive"])
+        rows.append(("replay data share (examples / naive's)", data, ""))
+        rows.append(("replay wall ratio / data share", median(per_task("replay")) / base / data, "(target <= 1.00)"))
+    rows.append(("probe share of a naive run", median(shares), "(target <= 0.30 of a default run)"))
+    rows.append(("MLflow share of a naive run", mlflow_seconds / median(wall["naive+mlflow"]), "(target <= 0.02)"))
+    print_ratios("strategy overheads (medians)" + (f"; not registered: {', '.join(missing)}" if missing else ""), rows)
+
+
+if __name__ == "__main__":
+    main()
