@@ -1,6 +1,6 @@
 """Cross-check: cl-nlp's naive/ewc/replay against Avalanche's Naive/EWC/Replay, same stream and seed.
 
-    python -m cl_nlp.avalanche.crosscheck                 # embedded MiniLM, 3 x 10 CLINC intents
+    python -m cl_nlp.avalanche.crosscheck                 # embedded MiniLM, 2 x 10 CLINC intents
     python -m cl_nlp.avalanche.crosscheck --model DIR --seeds 0 1 --set train.epochs=1
 
 Each pair shares the stream, the seed, the model initialisation, the optimiser (a fresh AdamW per
@@ -21,8 +21,8 @@ from cl_nlp.evaluation.results import Results
 from cl_nlp.experiment import run_experiment
 from cl_nlp.tracking import Tracker
 
-STREAM = ["stream.n_tasks=3", "stream.classes_per_task=10", "stream.train_per_class=12", "stream.test_per_class=10",
-          "eval.probes=false"]
+STREAM = ["stream.n_tasks=2", "stream.classes_per_task=10", "stream.train_per_class=12", "stream.test_per_class=10",
+          "train.epochs=2", "eval.probes=false"]
 PAIRS = [  # (label, strategy, its --set options)
     ("cl-nlp naive", "naive", []),
     ("Avalanche Naive", "avalanche:Naive", []),

@@ -21,7 +21,7 @@ import math
 import numbers
 import re
 import time
-from typing import Any
+from typing import Any, Callable
 
 from avalanche.core import SupervisedPlugin
 from matplotlib.figure import Figure
@@ -59,6 +59,8 @@ class MLflowLogger(BaseLogger, SupervisedPlugin):
         prefix: put before every metric name, e.g. ``"avalanche/"``.
         params: parameters of a new run (e.g. the strategy's hyperparameters).
         tags: tags of a new run.
+        on_error: called with the exception when a logging call fails, after which the logger
+            stops logging (training goes on); ``None`` = raise.
 
     Example:
         >>> logger = MLflowLogger("sqlite:///mlflow.db", "avalanche", run_name="lwf")  # doctest: +SKIP
@@ -68,7 +70,8 @@ class MLflowLogger(BaseLogger, SupervisedPlugin):
 
     def __init__(self, tracking_uri: str | None = None, experiment_name: str = "avalanche",
                  run_name: str | None = None, run_id: str | None = None, prefix: str = "",
-                 params: dict[str, Any] | None = None, tags: dict[str, str] | None = None):
+                 params: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
+                 on_error: Callable[[Exception], None] | None = None):
         super().__init__()
         import mlflow
         from mlflow.entities import Param
@@ -85,6 +88,8 @@ class MLflowLogger(BaseLogger, SupervisedPlugin):
             for s in range(0, len(items), 100):  # MLflow takes at most 100 params per call
                 self.client.log_batch(run_id, params=items[s : s + 100])
         self.run_id = run_id
+        self.on_error = on_error
+        self.failed = False
 
     def log_single_metric(self, name: str, value: Any, x_plot: int) -> None:
         """Log one value (called by :class:`BaseLogger` for values not batched by :meth:`log_metrics`)."""
@@ -101,6 +106,17 @@ class MLflowLogger(BaseLogger, SupervisedPlugin):
         self._log(items)
 
     def _log(self, items: list[tuple[str, Any, int]]) -> None:
+        if self.failed:
+            return
+        try:
+            self._write(items)
+        except Exception as exc:
+            if self.on_error is None:
+                raise
+            self.failed = True
+            self.on_error(exc)
+
+    def _write(self, items: list[tuple[str, Any, int]]) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)

@@ -128,7 +128,8 @@ class AvalancheTrainer(Trainer):
         if self.tracker.run_id is not None and uri is not None:
             from cl_nlp.avalanche.logger import MLflowLogger
 
-            self.mlflow_logger = MLflowLogger(uri, run_id=self.tracker.run_id, prefix="avalanche/")
+            self.mlflow_logger = MLflowLogger(uri, run_id=self.tracker.run_id, prefix="avalanche/",
+                                              on_error=self.logging_failed)
             loggers.append(self.mlflow_logger)
         evaluator = EvaluationPlugin(loss_metrics(epoch=True), accuracy_metrics(epoch=True), loggers=loggers)
         module = self.avalanche_module()
@@ -138,6 +139,12 @@ class AvalancheTrainer(Trainer):
             train_mb_size=cfg.batch_size, train_epochs=cfg.epochs, eval_mb_size=cfg.batch_size,
             device=self.device, plugins=[ClNlpLoopPlugin(self)], evaluator=evaluator, eval_every=-1,
             **dataclasses.asdict(self.strategy.options))
+
+    def logging_failed(self, exc: Exception) -> None:
+        """Avalanche's metrics could not be logged: recorded like any tracking failure; training goes on."""
+        if getattr(self.tracker, "error", None) is None:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            self.tracker.error = f"log Avalanche metrics: {first}"
 
     def train_task(self, task: TaskData) -> None:
         """One task = one Avalanche experience, trained by the strategy's own loop."""

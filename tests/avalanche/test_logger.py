@@ -72,3 +72,20 @@ def test_logger_in_a_plain_avalanche_strategy_logs_the_accuracy_it_measured(tiny
                 total += len(y)
     logged = MlflowClient(tracking_uri).get_run(logger.run_id).data.metrics["Top1_Acc_Stream/eval_phase/test_stream/Task000"]
     assert math.isclose(logged, correct / total, abs_tol=1e-9)
+
+
+def test_a_failing_store_raises_or_is_reported_once(tracking_uri):
+    logger = MLflowLogger(tracking_uri, "av", run_name="flaky")
+
+    def broken(*args, **kwargs):
+        raise ConnectionError("store down")
+
+    logger.client.log_batch = broken
+    with pytest.raises(ConnectionError):
+        logger.log_single_metric("loss", 1.0, 1)
+    reported = []
+    quiet = MLflowLogger(tracking_uri, run_id=logger.run_id, on_error=reported.append)
+    quiet.client.log_batch = broken
+    quiet.log_single_metric("loss", 1.0, 1)
+    quiet.log_single_metric("loss", 2.0, 2)  # logging stopped after the first failure
+    assert [str(e) for e in reported] == ["store down"]
