@@ -41,6 +41,8 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
     if origin is Literal:
         if value in get_args(tp):
             return value
+        if isinstance(value, bool) and str(value).lower() in get_args(tp):
+            return str(value).lower()  # YAML reads `fisher: true` as a boolean; the choice is the word
     elif origin in (Union, types.UnionType):
         for option in get_args(tp):
             try:

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from cl_nlp.errors import UserError
 from cl_nlp.options import require
 from cl_nlp.strategies.base import Strategy, StrategyContext
 from cl_nlp.strategies.merging import combine_deltas, lora_deltas, lora_layers
@@ -75,7 +76,11 @@ class LoRAMerge(Strategy):
                             target_modules=list(opts.target_modules), bias="none")
         with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5: not ours to fix
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-            encoder = get_peft_model(model.encoder, config)
+            try:
+                encoder = get_peft_model(model.encoder, config)
+            except ValueError as exc:  # e.g. target modules this encoder does not have
+                raise UserError(f"lora-merge: {str(exc).splitlines()[0][:300]}; set strategy.target_modules to "
+                                "names of the encoder's linear layers (BERT: query, key, value, dense)") from None
         if opts.merge != "sequential":
             with torch.no_grad():
                 for name, layer in lora_layers(encoder).items():

@@ -119,3 +119,13 @@ def test_options_use_the_word_lambda_and_are_checked():
         strategy_options("ewc", {"lambda": -1})
     with pytest.raises(UserError, match="gamma applies to mode=online"):
         strategy_options("ewc", {"gamma": 0.5})
+
+
+def test_options_come_from_yaml_and_set_overrides(tmp_path):
+    from cl_nlp.config import load_config
+
+    path = tmp_path / "ewc.yaml"
+    path.write_text("strategy:\n  name: ewc\n  lambda: 5\n  mode: online\n  gamma: 0.9\n")
+    cfg = load_config(path, ["strategy.lambda=2e4", "strategy.fisher=true"])
+    opts = strategy_options(cfg.strategy.name, cfg.strategy.options)
+    assert (opts.lambda_, opts.mode, opts.gamma, opts.fisher) == (2e4, "online", 0.9, "true")

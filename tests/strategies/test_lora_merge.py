@@ -81,3 +81,11 @@ def test_coefficient_only_with_task_arithmetic():
 
     with pytest.raises(UserError, match="coefficient applies"):
         strategy_options("lora-merge", {"coefficient": 0.5})
+
+
+def test_unknown_target_modules_is_a_user_error(tiny_model):
+    from cl_nlp.errors import UserError
+
+    strategy = LoRAMerge(LoRAMergeOptions(target_modules=["q_lin"]), StrategyContext(num_classes=4))
+    with pytest.raises(UserError, match="target_modules"):
+        strategy.before_task(None, tiny_classifier(tiny_model))
