@@ -4,6 +4,8 @@
   Amazon, DBpedia, Yahoo Answers; 33 classes in one head, Yelp and Amazon sharing their five
   ratings; the paper's four task orders; "sampled" sizes of 2,000 training examples per class
   by default (``train_per_class: null`` for the full sets).
+- ``ratings-dil``: Yelp then Amazon reviews, the same five star ratings: a domain-incremental
+  stream (one head, the label set shared, the input domain shifting).
 - ``long-sequence`` (Razdaibiedina et al. 2023, Progressive Prompts, orders 4-6): the five
   above plus GLUE (MNLI, QQP, RTE, SST-2), SuperGLUE (WiC, CB, COPA, BoolQ, MultiRC) and IMDB;
   different label spaces, so task-incremental (a head per task).
@@ -148,7 +150,16 @@ def long_sequence(opts: LongSequenceOptions) -> Stream:
                   description=f"15 classification tasks in order {opts.order}, a head per task")
 
 
+def ratings_dil(opts: HubStreamOptions) -> Stream:
+    class_index: dict[str, int] = {}
+    tasks = [hub_task(key, opts, class_index, "") for key in ("yelp", "amazon")]
+    return Stream("ratings-dil", "domain-incremental", tasks, list(class_index),
+                  description="Yelp then Amazon reviews rated 1-5 stars: same classes, new domain")
+
+
 register_stream("five-datasets", FiveDatasetsOptions, five_datasets, scenario="class-incremental", source="hub",
                 summary="AG News, Yelp, Amazon, DBpedia, Yahoo: 5 tasks, 33 classes, orders 1-4 (hub)")
 register_stream("long-sequence", LongSequenceOptions, long_sequence, scenario="task-incremental", source="hub",
                 summary="15 tasks: the five + GLUE, SuperGLUE, IMDB; orders 4-6 of Progressive Prompts (hub)")
+register_stream("ratings-dil", HubStreamOptions, ratings_dil, scenario="domain-incremental", source="hub",
+                summary="Yelp -> Amazon reviews, the same 5 star ratings in one head (hub)")

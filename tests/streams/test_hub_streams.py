@@ -65,6 +65,15 @@ def test_long_sequence_pairs_and_glue_validation_as_test(hub_root):
         _check_texts_match_labels(s, task, "test")
 
 
+def test_ratings_dil_shares_one_label_space(hub_root):
+    s = build_stream("ratings-dil", {"hub_root": str(hub_root), "train_per_class": 2})
+    assert s.scenario == "domain-incremental" and s.task_names == ["yelp", "amazon"]
+    assert s.class_names == ["1 star", "2 stars", "3 stars", "4 stars", "5 stars"]
+    assert s.tasks[0].class_ids == s.tasks[1].class_ids == [0, 1, 2, 3, 4]
+    for task in s.tasks:
+        _check_texts_match_labels(s, task, "train")
+
+
 def test_hub_ids_replace_a_repository_and_env_var_sets_the_root(hub_root, monkeypatch):
     copy = hub_root / "my-org" / "amazon_review_full"
     if not copy.exists():
