@@ -151,16 +151,16 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
         # from, after everything else done at this stage has drawn from the generators.
         trainer.stage_callbacks.append(checkpoint)
         trainer.fit(data, start_stage=ckpt.stage if ckpt else 0)
-    except BaseException as exc:
+        seconds = time.perf_counter() - started
+        results.timings["run_seconds"] = seconds
+        write_outputs(results, run_dir)
+        tracker.log_metrics(final_metrics(results), step=len(stream))
+        verdict = write_run_report(results, run_dir)  # report.md, PNG figures, classification reports
+        tracker.set_description(verdict)
+        tracker.log_artifact(run_dir)
+    except BaseException as exc:  # the run (or its report) failed: recorded as such, then re-raised
         fail_run(exc, results, run_dir, tracker)
         raise
-    seconds = time.perf_counter() - started
-    results.timings["run_seconds"] = seconds
-    write_outputs(results, run_dir)
-    tracker.log_metrics(final_metrics(results), step=len(stream))
-    verdict = write_run_report(results, run_dir)  # report.md, PNG figures, classification reports
-    tracker.set_description(verdict)
-    tracker.log_artifact(run_dir)
     tracker.end("FINISHED")
     write_status(run_dir, "FINISHED", results, tracker)
     echo("\nLive accuracy (rows: after training on task; columns: task evaluated)")

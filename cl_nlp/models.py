@@ -8,6 +8,7 @@ since the rows are disjoint — and domain-incremental shares all rows across ta
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -39,6 +40,13 @@ def resolve_model_path(name_or_path: str | None) -> str:
             raise UserError(f"model path {name_or_path!r} does not exist; pass a model folder, a hub id, or omit --model for the embedded MiniLM")
         if not (p / "config.json").is_file():
             raise UserError(f"model path {name_or_path!r} is not a model folder (no config.json); pass a folder saved by save_pretrained")
+        try:  # checked here, before anything is loaded: a model config names its model_type
+            model_type = json.loads((p / "config.json").read_text(encoding="utf-8")).get("model_type")
+        except (OSError, ValueError, AttributeError):
+            model_type = None
+        if not model_type:
+            raise UserError(f"model path {name_or_path!r} is not a model folder (its config.json is not a model config "
+                            "with a model_type); pass a folder saved by save_pretrained")
         return str(p)
     return name_or_path
 
