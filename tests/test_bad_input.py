@@ -123,3 +123,22 @@ def test_bad_input_in_a_real_process(args, fragment, tmp_path):
                          capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 2
     assert_one_clear_line(out.stderr, fragment)
+
+
+def test_model_with_custom_code_is_refused_without_running_it(tiny_model, tmp_path, capsys):
+    """trust_remote_code stays off unless model.trust_remote_code=true: the folder's code never runs."""
+    folder = tmp_path / "custom-model"
+    folder.mkdir()
+    for f in Path(tiny_model).glob("tokenizer*"):
+        (folder / f.name).write_bytes(f.read_bytes())
+    (folder / "config.json").write_text(json.dumps({"model_type": "custom-bert", "auto_map": {
+        "AutoConfig": "configuration_custom.CustomConfig", "AutoModel": "modeling_custom.CustomModel"}}))
+    payload = "import pathlib\npathlib.Path(__file__).with_name('EXECUTED').write_text('ran')\n"
+    (folder / "configuration_custom.py").write_text(payload)
+    (folder / "modeling_custom.py").write_text(payload)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--model", str(folder), "--no-tracking", "--output", str(tmp_path / "runs"),
+              "--set", "stream.n_tasks=2", "--set", "stream.classes_per_task=3", "--set", "stream.train_per_class=4"])
+    assert exit_info.value.code == 2
+    assert_one_clear_line(capsys.readouterr().err, "contains custom code")
+    assert not (folder / "EXECUTED").exists()
