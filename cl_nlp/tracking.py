@@ -22,6 +22,9 @@ from typing import Any
 from cl_nlp.errors import UserError
 
 MAX_PARAM_LENGTH = 6000  # MLflow rejects longer parameter values
+# Run-folder entries not uploaded: checkpoints are resume state (the model's weights, for MiniLM
+# ~90 MB per run), not results; they stay in the run folder.
+NOT_ARTIFACTS = {"checkpoints"}
 
 
 class Tracker:
@@ -186,8 +189,17 @@ class MlflowTracker(Tracker):
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         path = Path(path)
-        upload = self.client.log_artifacts if path.is_dir() else self.client.log_artifact
-        self._call("upload artifacts", upload, self.run_id, str(path), artifact_path)
+        if not path.is_dir():
+            self._call("upload artifacts", self.client.log_artifact, self.run_id, str(path), artifact_path)
+            return
+        for entry in sorted(path.iterdir()):
+            if entry.name in NOT_ARTIFACTS or entry.name.endswith(".tmp"):
+                continue
+            if entry.is_dir():
+                where = f"{artifact_path}/{entry.name}" if artifact_path else entry.name
+                self._call("upload artifacts", self.client.log_artifacts, self.run_id, str(entry), where)
+            else:
+                self._call("upload artifacts", self.client.log_artifact, self.run_id, str(entry), artifact_path)
 
     def set_description(self, text: str) -> None:
         self._call("set description", self.client.set_tag, self.run_id, "mlflow.note.content", text)

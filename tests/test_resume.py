@@ -107,6 +107,8 @@ def test_killed_after_second_task_then_resumed_equals_uninterrupted(reference_ru
     assert run.info.status == "FINISHED" and run.data.tags["cl_nlp.resumed_after_task"] == "2"
     assert sorted({m.step for m in client.get_metric_history(run.info.run_id, "acc/clinc1")}) == [1, 2, 3]
     assert client.get_metric_history(run.info.run_id, "acc/clinc3")[-1].value == resumed["matrices"]["live"][2][2]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"results.json", "status.json"} <= artifacts and "checkpoints" not in artifacts  # weights stay local
 
 
 def test_resume_of_a_finished_run_changes_nothing_and_a_second_start_is_refused(reference_run, capsys):
