@@ -24,6 +24,7 @@ import cl_nlp
 from cl_nlp.batching import encode
 from cl_nlp.checkpoint import Checkpoint, find_resumable, latest_checkpoint, restore_checkpoint, save_checkpoint
 from cl_nlp.config import ExperimentConfig, flatten
+from cl_nlp.distributed import is_main_process, main_process_time
 from cl_nlp.errors import UserError
 from cl_nlp.evaluation.evaluator import Evaluator, ProbeSettings
 from cl_nlp.evaluation.report import format_matrix, format_summary, write_matrix_csv
@@ -67,8 +68,8 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def default_run_name(cfg: ExperimentConfig) -> str:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+def default_run_name(cfg: ExperimentConfig, now: datetime | None = None) -> str:
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
     strategy = cfg.strategy.name.replace(":", "-")  # `avalanche:LwF`: no colons in folder names (Windows)
     return f"{strategy}-{cfg.stream.name}-seed{cfg.seed}-{stamp}"
 
@@ -88,16 +89,23 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
     """
     started = time.perf_counter()
     stream = validate(cfg)
-    run_name = cfg.run_name or default_run_name(cfg)
+    # Under `accelerate launch` this joins the process group: every process runs this function,
+    # only the main one talks to MLflow, prints and writes the run folder (docs/distributed.md).
+    accelerator = make_accelerator(cfg.train)
+    main = accelerator.is_main_process
+    run_name = cfg.run_name or default_run_name(cfg, main_process_time())
     run_dir = Path(cfg.output) / run_name
     ckpt = find_resumable(run_dir) if resume else None
     if ckpt is None and latest_checkpoint(run_dir) is not None:
         raise UserError(f"run folder {str(run_dir)!r} already holds a run; continue it with "
                         f"`cl-nlp run --resume {run_dir}` or pick another --run-name")
     # The tracker is made (and a tracking server reached) before anything heavy is loaded.
-    tracker = tracker or make_tracker(cfg.tracking.enabled, tracking_uri(cfg, ckpt), cfg.tracking.experiment)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+    if main:
+        tracker = tracker or make_tracker(cfg.tracking.enabled, tracking_uri(cfg, ckpt), cfg.tracking.experiment)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+    else:
+        tracker, echo = Tracker(), _quiet
 
     seed_everything(cfg.seed)
     tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.trust_remote_code)
@@ -116,15 +124,14 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
          f"{stream.num_classes} classes) -> {run_dir}" + (f", resumed after task {ckpt.stage}" if ckpt else ""))
     write_status(run_dir, "RUNNING", results, tracker)
     try:
-        accelerator = make_accelerator(cfg.train)
         seed_everything(cfg.seed)
         model = build_model(cfg.model.name_or_path, stream.num_classes, cfg.model.pooling, cfg.model.trust_remote_code)
         task_classes = task_class_matrix(stream)
         context = StrategyContext(stream.scenario, len(stream), stream.num_classes, cfg.seed, cfg.train.batch_size,
                                   accelerator.device, pad_id=tokenizer.pad_token_id, task_classes=task_classes)
         strategy = build_strategy(cfg.strategy.name, cfg.strategy.options, context)
-        evaluator = Evaluator(results, [d.test for d in data], task_classes, tokenizer.pad_token_id,
         probes = ProbeSettings(cfg.eval.probe_per_class, cfg.eval.probe_l2, cfg.eval.layerwise_probes, cfg.seed)
+        evaluator = Evaluator(results, [d.test for d in data], task_classes, tokenizer.pad_token_id,
                               cfg.eval.batch_size, cfg.eval.future_tasks, accelerator.device,
                               trains=[d.train for d in data], probes=probes if cfg.eval.probes else None,
                               class_names=stream.class_names)
@@ -142,7 +149,8 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
                  f"eval {report.eval_seconds:.0f}s")
 
         def checkpoint(report: StageReport) -> None:
-            save_checkpoint(run_dir, trainer, report.stage, tracker.checkpoint_info())
+            if main:  # every process holds the same state
+                save_checkpoint(run_dir, trainer, report.stage, tracker.checkpoint_info())
             write_status(run_dir, "RUNNING", results, tracker)
             warn_tracking(tracker)
 
@@ -155,7 +163,7 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
         results.timings["run_seconds"] = seconds
         write_outputs(results, run_dir)
         tracker.log_metrics(final_metrics(results), step=len(stream))
-        verdict = write_run_report(results, run_dir)  # report.md, PNG figures, classification reports
+        verdict = write_run_report(results, run_dir) if main else ""  # report.md, PNG figures, classification reports
         tracker.set_description(verdict)
         tracker.log_artifact(run_dir)
     except BaseException as exc:  # the run (or its report) failed: recorded as such, then re-raised
@@ -174,6 +182,10 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
     return RunOutcome(run_dir, results, tracker.run_id, seconds, tracker.error)
 
 
+def _quiet(message: str) -> None:
+    """The echo of processes other than the main one: one copy of the output is enough."""
+
+
 def tracking_uri(cfg: ExperimentConfig, ckpt: Checkpoint | None) -> str | None:
     """The configured URI; when resuming without one, the URI the run was logged to."""
     if cfg.tracking.uri is None and ckpt is not None and not os.environ.get("MLFLOW_TRACKING_URI"):
@@ -183,6 +195,8 @@ def tracking_uri(cfg: ExperimentConfig, ckpt: Checkpoint | None) -> str | None:
 
 def fail_run(exc: BaseException, results: Results, run_dir: Path, tracker: Tracker) -> None:
     """Record a failed run everywhere it can be recorded; never raises (``exc`` is what matters)."""
+    if not is_main_process():  # nothing to record: the main process records the run
+        return
     status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
     reason = f"{type(exc).__name__}: {exc}"
     ckpt = latest_checkpoint(run_dir)
@@ -209,6 +223,8 @@ def warn_tracking(tracker: Tracker) -> None:
 def write_status(run_dir: Path, status: str, results: Results, tracker: Tracker, reason: str | None = None) -> None:
     """``status.json``: whether the run is RUNNING/FINISHED/FAILED/KILLED, how far it got, and any
     tracking outage — what a script driving many runs checks."""
+    if not is_main_process():
+        return
     warn_tracking(tracker)
     ckpt = latest_checkpoint(run_dir)
     info = {"status": status, "stages_done": results.stages_done, "tasks": results.num_tasks, "reason": reason,
@@ -233,7 +249,9 @@ def final_metrics(results: Results) -> dict[str, float]:
 
 
 def write_outputs(results: Results, run_dir: Path) -> None:
-    """Results JSON and one CSV per matrix (called after every stage and on failure)."""
+    """Results JSON and one CSV per matrix (called after every stage and on failure); main process only."""
+    if not is_main_process():
+        return
     results.save(run_dir / "results.json")
     for name in results.matrices:
         write_matrix_csv(results, name, run_dir / f"matrix_{name}.csv")

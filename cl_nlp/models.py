@@ -134,5 +134,13 @@ class ClassifierOutput:
 
 def build_model(name_or_path: str | None, num_classes: int, pooling: str = "mean",
                 trust_remote_code: bool = False) -> ContinualClassifier:
-    """The pretrained encoder (embedded MiniLM when ``None``) with a fresh head of ``num_classes``."""
-    return ContinualClassifier(load_encoder(name_or_path, trust_remote_code), num_classes, pooling)
+    """The pretrained encoder (embedded MiniLM when ``None``) with a fresh head of ``num_classes``.
+
+    The head's dropout is the encoder config's ``classifier_dropout``, else its
+    ``hidden_dropout_prob`` (as in transformers' BertForSequenceClassification), else 0.1.
+    """
+    encoder = load_encoder(name_or_path, trust_remote_code)
+    dropout = getattr(encoder.config, "classifier_dropout", None)
+    if dropout is None:
+        dropout = getattr(encoder.config, "hidden_dropout_prob", 0.1)
+    return ContinualClassifier(encoder, num_classes, pooling, dropout)

@@ -32,6 +32,7 @@ from transformers import get_linear_schedule_with_warmup
 from cl_nlp.allocator import keep_freed_memory
 from cl_nlp.batching import Examples, collate, train_batches
 from cl_nlp.config import TrainConfig
+from cl_nlp.distributed import diverged, mean_across_processes, own_dropout_stream, shard
 from cl_nlp.errors import UserError
 from cl_nlp.evaluation.evaluator import Evaluator
 from cl_nlp.heads import training_logits
@@ -148,6 +149,10 @@ class Trainer:
         self.model = self.strategy.before_task(task, self.model).to(self.device)
         self.train_task(task)
         self.model = self.strategy.after_task(task, self.model).to(self.device)
+        different = diverged(self.model, self.strategy)  # data parallel: replicas must stay equal
+        if different:
+            raise RuntimeError(f"after task {task.name} the processes hold different {', '.join(different[:3])}: "
+                               f"{type(self.strategy).__name__} does not act alike on every process")
         train_seconds = time.perf_counter() - t0
 
         t1 = time.perf_counter()
@@ -189,7 +194,11 @@ class Trainer:
         if self.device.type == "cpu":
             keep_freed_memory()  # the 47 MB embedding gradient of each step, reused instead of re-faulted
         task_examples = self.strategy.training_examples(task)  # joint training returns every task so far
-        n_batches = math.ceil(len(task_examples) / cfg.batch_size)
+        # Data parallel: every process draws the same batches of processes x batch_size examples
+        # and trains on its own slice (cl_nlp.distributed.shard); a step is one such batch.
+        rank, processes = self.accelerator.process_index, self.accelerator.num_processes
+        global_batch = cfg.batch_size * processes
+        n_batches = math.ceil(len(task_examples) / global_batch)
         total_steps = max(1, n_batches * cfg.epochs)
         optimizer = make_optimizer(self.model, cfg, self.device)
         scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
@@ -198,16 +207,21 @@ class Trainer:
         forward = self.compiled(model) if cfg.compile else model
         running = torch.zeros((), device=self.device)
         since_log = 0
-        bar = tqdm(total=total_steps, desc=f"task {task.index + 1} {task.name}", unit="step",
-                   disable=None if self.show_progress is None else not self.show_progress, leave=False)
+        bar = tqdm(total=total_steps, desc=f"task {task.index + 1} {task.name}", unit="step", leave=False,
+                   disable=(None if self.show_progress is None else not self.show_progress)
+                   if self.accelerator.is_main_process else True)
+        restore_shared_rng = own_dropout_stream(self.seed, task.index)
         for epoch in range(cfg.epochs):
-            batches = train_batches(task_examples, cfg.batch_size, self.rng, cfg.length_grouping)
-            for examples in self.strategy.train_batches(task, batches):
+            batches = train_batches(task_examples, global_batch, self.rng, cfg.length_grouping)
+            for examples in self.strategy.train_batches(task, batches):  # replay mixes into the whole batch
+                examples, weight = shard(examples, rank, processes)
                 batch = {k: v.to(self.device, non_blocking=True) for k, v in collate(examples, self.pad_id).items()}
                 with self.accelerator.autocast():
                     out = forward(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
                     logits = training_logits(out.logits.float(), batch["task_ids"], self.task_classes, self.scenario)
                     loss = F.cross_entropy(logits, batch["labels"])
+                    if weight != 1.0:  # an uneven last batch: DDP's average stays the whole batch's mean
+                        loss = loss * weight
                     extra = self.strategy.penalty(self.accelerator.unwrap_model(model), batch)
                     if extra is not None:
                         loss = loss + extra
@@ -228,6 +242,7 @@ class Trainer:
         if since_log:
             self.log_loss(running / since_log, scheduler.get_last_lr()[0], bar)
         bar.close()
+        restore_shared_rng()
         self.model = self.accelerator.unwrap_model(model)
         self.accelerator.free_memory()
 
@@ -242,7 +257,7 @@ class Trainer:
         return self._compiled[1]
 
     def log_loss(self, mean_loss: torch.Tensor, lr: float, bar) -> None:
-        value = float(mean_loss)  # the one host sync per LOSS_LOG_EVERY steps
+        value = float(mean_across_processes(mean_loss))  # the one host sync per LOSS_LOG_EVERY steps
         if not math.isfinite(value):
             raise NonFiniteLoss(f"training loss became {value} at step {self.global_step}; lower train.lr "
                                 "(or the strategy's penalty weight)")

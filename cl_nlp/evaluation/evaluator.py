@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from cl_nlp.batching import Examples, collate, eval_batches
+from cl_nlp.distributed import process_layout, sum_arrays_across_processes
 from cl_nlp.evaluation.cka import linear_cka
 from cl_nlp.evaluation.class_report import per_class_scores
 from cl_nlp.evaluation.probing import DEFAULT_L2, per_class_sample, probe_accuracy
@@ -55,12 +56,15 @@ class TaskPredictions:
 @torch.inference_mode()
 def predict(model: nn.Module, examples: Examples, task_classes: torch.Tensor, pad_id: int,
             batch_size: int = 128, device: torch.device | str = "cpu", hidden_layers: bool = False,
-            sort_by_length: bool = True) -> TaskPredictions:
+            sort_by_length: bool = True, across_processes: bool = False) -> TaskPredictions:
     """One forward pass per example gives both readings (task-agnostic and task-aware) and features.
 
     Batches are sorted by length (less padding; ``sort_by_length=False`` keeps the split's order,
     for benchmarks); results are put back in the split's order.
     With ``hidden_layers`` every hidden state is pooled too (the model's pooling).
+    With ``across_processes`` (data-parallel runs; every process must call it) the batches are
+    dealt out to the processes in turn and the results summed back: each batch is computed as a
+    single process computes it, so every process gets a single process's predictions.
     """
     was_training = model.training
     model.eval()
@@ -70,7 +74,10 @@ def predict(model: nn.Module, examples: Examples, task_classes: torch.Tensor, pa
     features: np.ndarray | None = None
     layers: np.ndarray | None = None
     pooling = getattr(model, "pooling", "mean")
-    for idx, part in eval_batches(examples, batch_size, sort_by_length):
+    index, count = process_layout() if across_processes else (0, 1)
+    for k, (idx, part) in enumerate(eval_batches(examples, batch_size, sort_by_length)):
+        if k % count != index:
+            continue  # another process's batch
         batch = {k: v.to(device) for k, v in collate(part, pad_id).items()}
         extra = {"output_hidden_states": True} if hidden_layers else {}
         out = model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"), **extra)
@@ -87,6 +94,9 @@ def predict(model: nn.Module, examples: Examples, task_classes: torch.Tensor, pa
                 layers = np.zeros((pooled.shape[0], n, pooled.shape[2]), np.float32)
             layers[:, idx] = pooled
     model.train(was_training)
+    if count > 1:
+        summed = sum_arrays_across_processes({"agnostic": agnostic, "aware": aware, "features": features, "layers": layers})
+        agnostic, aware, features, layers = summed["agnostic"], summed["aware"], summed.get("features"), summed.get("layers")
     return TaskPredictions(examples.labels.copy(), agnostic, aware,
                            features if features is not None else np.zeros((0, 0), np.float32), layers)
 
@@ -153,7 +163,7 @@ class Evaluator:
         for j in self.tasks_at(stage):
             probed = stage == 0 or j < stage
             p = predict(model, self.tests[j], self.task_classes, self.pad_id, self.batch_size, self.device,
-                        hidden_layers=layerwise and probed)
+                        hidden_layers=layerwise and probed, across_processes=True)
             self.results.record("live", stage, j, p.accuracy(live))
             self.results.record("task_aware", stage, j, p.accuracy("aware"))
             if 0 < stage and j < stage:
@@ -192,7 +202,7 @@ class Evaluator:
         assert self.probes is not None and self.probe_samples is not None
         for j in (range(len(self.tests)) if stage == 0 else range(stage)):
             sample = predict(model, self.probe_samples[j], self.task_classes, self.pad_id, self.batch_size,
-                             self.device, hidden_layers=self.probes.layerwise)
+                             self.device, hidden_layers=self.probes.layerwise, across_processes=True)
             test = out[j]
             self.results.record("probe", stage, j, probe_accuracy(sample.features, sample.labels, test.features,
                                                                   test.labels, self.probes.l2))

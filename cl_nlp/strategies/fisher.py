@@ -11,6 +11,12 @@ expectation under the model). Avalanche instead squares *mini-batch* gradients, 
 the Fisher by roughly the batch size wherever per-example gradients disagree, so its λ values do
 not transfer to this one.
 
+Under data parallelism each process takes its share of the examples and the sums are added up
+across processes (:mod:`cl_nlp.distributed`), so every process ends with the Fisher a single
+process computes on the same examples. For the same reason ``true`` labels are drawn by inverse
+CDF from one uniform number per example, all drawn up front: the label of example n does not
+depend on which process handles it.
+
 Per-example gradients need one backward pass per example. Each example runs unpadded (so it is
 exactly its own gradient), and embedding tables are handled row-wise: their per-example gradient
 is read from the embedding *output* and scattered onto the rows of the token ids used, so a
@@ -26,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cl_nlp.batching import Examples, collate
+from cl_nlp.distributed import process_layout, share, sum_across_processes
 from cl_nlp.heads import training_logits
 
 FisherKind = Literal["empirical", "true"]
@@ -64,7 +71,7 @@ def fisher_diagonal(model: nn.Module, examples: Examples, names: Iterable[str], 
         task_classes: bool (tasks x classes) for the scenario's logit masking; ``None`` = all classes.
         scenario: the stream's scenario (task-incremental masks other tasks' classes).
         kind: ``empirical`` (true labels) or ``true`` (labels drawn from the model's prediction).
-        generator: the random source for ``true`` labels (CPU generator).
+        generator: the random source for ``true`` labels (CPU generator; one uniform per example).
 
     Returns:
         ``{name: F}`` with ``F`` shaped like the parameter, on the parameter's device.
@@ -87,20 +94,29 @@ def fisher_diagonal(model: nn.Module, examples: Examples, names: Iterable[str], 
     tap = _EmbeddingTap(tapped)
     model.eval()
     classes = task_classes.to(next(model.parameters()).device) if task_classes is not None else None
+    uniforms = torch.rand(len(examples), generator=generator, dtype=torch.float64) if kind == "true" else None
     try:
-        for i in range(len(examples)):
-            _accumulate_one(model, examples.subset([i]), params, dense, tap, fisher, pad_id, classes, scenario, kind, generator)
+        for i in share(len(examples), *process_layout()):  # all of them in a single process
+            _accumulate_one(model, examples.subset([i]), params, dense, tap, fisher, pad_id, classes, scenario,
+                            None if uniforms is None else float(uniforms[i]))
     finally:
         tap.remove()
         for n, p in params.items():
             p.requires_grad_(saved_flags[n])
             p.grad = None
         model.train(was_training)
+    fisher = sum_across_processes(fisher)
     scale = 1.0 / max(len(examples), 1)
     return {n: f.mul_(scale) for n, f in fisher.items()}
 
 
-def _accumulate_one(model, example, params, dense, tap, fisher, pad_id, classes, scenario, kind, generator) -> None:
+def sample_label(probs: torch.Tensor, uniform: float) -> torch.Tensor:
+    """The class whose cumulative probability first exceeds ``uniform`` (a draw from ``probs``, shape (1, C))."""
+    cumulative = probs.double().cumsum(-1)
+    return (cumulative <= uniform * cumulative[..., -1:]).sum(-1).clamp_max(probs.shape[-1] - 1)
+
+
+def _accumulate_one(model, example, params, dense, tap, fisher, pad_id, classes, scenario, uniform) -> None:
     device = next(model.parameters()).device
     batch = {k: v.to(device) for k, v in collate(example, pad_id).items()}
     out = model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
@@ -108,8 +124,8 @@ def _accumulate_one(model, example, params, dense, tap, fisher, pad_id, classes,
     if classes is not None:
         logits = training_logits(logits, batch["task_ids"], classes, scenario)
     log_probs = F.log_softmax(logits, dim=-1)
-    if kind == "true":
-        label = torch.multinomial(log_probs.detach().exp().cpu(), 1, generator=generator).view(-1).to(device)
+    if uniform is not None:  # kind == "true"
+        label = sample_label(log_probs.detach().exp(), uniform)
     else:
         label = batch["labels"]
     nll = F.nll_loss(log_probs, label)  # squared, so the sign of log p does not matter

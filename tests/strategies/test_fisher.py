@@ -48,9 +48,14 @@ def test_true_fisher_samples_labels_from_the_model(tiny_model):
     examples = tiny_examples(tiny_model, [0, 1, 2, 3, 1, 0])
     names = ["head.weight", "encoder.encoder.layer.1.output.dense.weight"]
     fast = fisher_diagonal(model, examples, names, pad_id=0, kind="true", generator=torch.Generator().manual_seed(5))
-    g = torch.Generator().manual_seed(5)
-    slow = brute_force_fisher(model, examples,
-                              labels_for=lambda logits: torch.multinomial(logits.detach().softmax(-1), 1, generator=g).view(-1))
+    # One uniform per example, drawn up front; the label is where it falls in the predicted CDF.
+    uniforms = iter(torch.rand(len(examples), generator=torch.Generator().manual_seed(5), dtype=torch.float64).tolist())
+
+    def drawn_label(logits):
+        cdf = logits.detach().double().softmax(-1).view(-1).cumsum(0)
+        return torch.searchsorted(cdf, next(uniforms) * cdf[-1], right=True).view(1)
+
+    slow = brute_force_fisher(model, examples, labels_for=drawn_label)
     for n in names:
         assert torch.allclose(fast[n].double(), slow[n], rtol=1e-4, atol=1e-12), n
     empirical = fisher_diagonal(model, examples, names, pad_id=0)
