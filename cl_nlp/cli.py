@@ -1,7 +1,9 @@
 """The ``cl-nlp`` command line (click).
 
 Bad input ends in one line on stderr (``error: ...``) and exit status 2, without a traceback
-unless ``--debug`` is given; a bug keeps its traceback.
+unless ``--debug`` is given; a bug keeps its traceback. ``cl-nlp run`` exits 3 when the run
+finished but MLflow logging failed on the way (every result is in the run folder), 130 when
+interrupted (Ctrl-C or SIGTERM; resume with ``--resume``).
 """
 
 from __future__ import annotations
