@@ -139,10 +139,10 @@ if "test-nan" not in _STRATEGIES:
     register_strategy("test-nan", NanOptions, NanAtTask)
 
 
-def test_nan_loss_stops_the_run_and_the_last_checkpoint_resumes(tiny_model, tmp_path, capsys):
+def test_nan_loss_stops_the_run_and_the_last_checkpoint_resumes(tiny_model, tmp_path, capsys, tracking_uri):
     run_dir = tmp_path / "nan"
     args = ["run", "--strategy", "test-nan", "--model", tiny_model, "--output", str(tmp_path), "--run-name", "nan",
-            "--no-tracking", *sets(*TINY3)]
+            "--tracking-uri", tracking_uri, "--experiment", "nan", *sets(*TINY3)]
     with pytest.raises(SystemExit) as exit_info:
         main(args)
     assert exit_info.value.code == 2
@@ -155,11 +155,16 @@ def test_nan_loss_stops_the_run_and_the_last_checkpoint_resumes(tiny_model, tmp_
     weights = load_file(run_dir / "checkpoints" / "stage-001" / "model.safetensors")
     assert all(torch.isfinite(w).all() for w in weights.values())
     after_first = read(run_dir)["matrices"]["live"][0]
+    client = MlflowClient(tracking_uri)
+    (failed,) = client.search_runs([client.get_experiment_by_name("nan").experiment_id])
+    assert failed.info.status == "FAILED"
+    assert failed.data.tags["failure_reason"].startswith("NonFiniteLoss: training loss became nan")
 
     main(["run", "--resume", str(run_dir), *sets("strategy.nan_task=99")])
     resumed = read(run_dir)
     assert resumed["stages_done"] == 3 and resumed["matrices"]["live"][0] == after_first
     assert all(v is not None for v in resumed["matrices"]["live"][2])
+    assert client.get_run(failed.info.run_id).info.status == "FINISHED"  # the same MLflow run, finished
 
 
 class InterruptAtStage(Tracker):
