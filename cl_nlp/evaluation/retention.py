@@ -16,9 +16,9 @@ Definitions, per earlier task ``j`` as of stage ``s`` (tasks learned so far):
   Σ recovered / Σ drop over those tasks (weighted by points lost, so a task that barely dropped
   cannot dominate);
 - representation gain: ``P[j, j] - P0[j]``, what fine-tuning on ``j`` added to the encoder;
-- surviving share: ``(P[s-1, j] - P0[j]) / gain`` where ``gain >= MIN_GAIN`` (aggregated as
-  Σ surviving / Σ gain), since a smaller gain is within the noise of a probe on a few hundred
-  test examples.
+- surviving share: ``(P[s-1, j] - P0[j]) / gain`` where ``gain >= MIN_GAIN`` (aggregated over
+  the earlier tasks as Σ surviving / Σ gain), since a smaller gain is within the noise of a
+  probe on a few hundred test examples.
 """
 
 from __future__ import annotations
