@@ -19,6 +19,7 @@ import numpy as np
 from cl_nlp.config import load_config
 from cl_nlp.evaluation.results import Results
 from cl_nlp.experiment import run_experiment
+from cl_nlp.strategies.fisher import fisher_diagonal
 from cl_nlp.tracking import Tracker
 
 STREAM = ["stream.n_tasks=2", "stream.classes_per_task=10", "stream.train_per_class=12", "stream.test_per_class=10",
@@ -41,36 +42,31 @@ def row(label: str, results: Results, seconds: float) -> str:
             f"{aware['bwt']:+.3f} | {seconds:.0f} |")
 
 
-def fisher_mass(model_path: str | None, seed: int, overrides: list[str], output: str) -> str:
-    """Both Fisher estimates at the same weights (after task 1): their total mass and ratio.
+def fisher_mass(run_dir: str) -> str:
+    """Both Fisher estimates at the same weights: a finished run's last checkpoint, on its last task.
 
     cl-nlp averages per-example squared gradients; Avalanche averages squared mini-batch-mean
     gradients, which shrinks it by about the batch size where per-example gradients disagree.
     """
     import torch
+    from avalanche.training.plugins import EWCPlugin
     from safetensors.torch import load_model
     from torch import nn
 
-    from avalanche.training.plugins import EWCPlugin
     from cl_nlp.avalanche.benchmark import avalanche_dataset
     from cl_nlp.avalanche.model import TextClassifierModule
     from cl_nlp.checkpoint import latest_checkpoint
-    from cl_nlp.models import build_model
-    from cl_nlp.strategies.fisher import fisher_diagonal
-
-    options = [o for o in STREAM if not o.startswith("stream.n_tasks")] + ["stream.n_tasks=1"]
-    cfg = load_config(None, [*options, *overrides], strategy="naive", model=model_path, seed=seed)
-    cfg.output, cfg.run_name = output, "fisher-task1"
-    run_experiment(cfg, tracker=Tracker(), echo=lambda line: None, show_progress=False)
+    from cl_nlp.config import build_config, read_yaml
     from cl_nlp.experiment import tokenize_stream
-    from cl_nlp.models import load_tokenizer
+    from cl_nlp.models import build_model, load_tokenizer
     from cl_nlp.streams import build_stream
 
-    tokenizer = load_tokenizer(model_path)
+    cfg = build_config(read_yaml(Path(run_dir) / "config.yaml"))
+    tokenizer = load_tokenizer(cfg.model.name_or_path)
     stream = build_stream(cfg.stream.name, cfg.stream.options)
-    (task,) = tokenize_stream(stream, tokenizer, cfg.model.max_length)
-    model = build_model(model_path, stream.num_classes)
-    load_model(model, str(latest_checkpoint(Path(output) / "fisher-task1").path / "model.safetensors"))
+    task = tokenize_stream(stream, tokenizer, cfg.model.max_length)[-1]
+    model = build_model(cfg.model.name_or_path, stream.num_classes, cfg.model.pooling)
+    load_model(model, str(latest_checkpoint(run_dir).path / "model.safetensors"))
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     ours = fisher_diagonal(model, task.train, names, pad_id=tokenizer.pad_token_id)
     module = TextClassifierModule(model)
@@ -80,8 +76,8 @@ def fisher_mass(model_path: str | None, seed: int, overrides: list[str], output:
         avalanche_dataset(task.train, tokenizer.pad_token_id, width, 0), "cpu", cfg.train.batch_size)
     a = sum(float(f.sum()) for f in ours.values())
     b = sum(float(theirs["classifier." + n].data.sum()) for n in names)
-    return (f"Fisher mass after task 1 ({len(task.train)} examples, batch {cfg.train.batch_size}): "
-            f"cl-nlp (per-example) {a:.4g}, Avalanche (per-batch) {b:.4g}, ratio {a / b:.1f}")
+    return (f"Fisher mass at the end of {run_dir} on its last task ({len(task.train)} examples, batch "
+            f"{cfg.train.batch_size}): cl-nlp (per-example) {a:.4g}, Avalanche (per-batch) {b:.4g}, ratio {a / b:.1f}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -90,15 +86,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra key=value overrides")
     parser.add_argument("--output", default="runs/crosscheck")
-    parser.add_argument("--fisher", action="store_true", help="only compare the two Fisher estimates after task 1")
+    parser.add_argument("--only", nargs="+", default=None, help="run only the rows whose strategy is named here")
+    parser.add_argument("--fisher", metavar="RUN_DIR", help="only compare the two Fisher estimates at RUN_DIR's final weights")
     args = parser.parse_args(argv)
     if args.fisher:
-        print(fisher_mass(args.model, args.seeds[0], args.overrides, args.output))
+        print(fisher_mass(args.fisher))
         return
     print("| run | mean R_jj (just learned) | live ACC | live BWT | task-aware ACC | task-aware BWT | train s |")
     print("|---|---|---|---|---|---|---|")
     for seed in args.seeds:
         for label, strategy, options in PAIRS:
+            if args.only and strategy not in args.only:
+                continue
             cfg = load_config(None, [*STREAM, *options, *args.overrides], strategy=strategy, model=args.model, seed=seed)
             cfg.output = str(Path(args.output) / f"seed{seed}")
             cfg.run_name = f"{strategy.replace(':', '-')}-{len(options) and options[0].split('=')[1]}"
