@@ -12,7 +12,8 @@ learning rate, weight decay, warm-up steps and gradient clipping:
 
 * cl-nlp: the real :class:`cl_nlp.training.Trainer` (``train_task``), naive strategy;
 * Hugging Face: ``transformers.Trainer`` + ``DataCollatorWithPadding`` (its defaults otherwise:
-  random batches, fused AdamW in transformers 5), fp32, ``report_to="none"``.
+  random batches, fused AdamW in transformers 5), ``report_to="none"``; fp32 on CPU, bf16 autocast
+  on a GPU (as cl-nlp's ``train.mixed_precision: auto``).
 
 Both trained models are scored by the same function on the same test split: speed must not
 come from doing less. Training time includes each side's optimizer/scheduler set-up.
@@ -67,6 +68,7 @@ def train_hf(bench: Bench, cfg: TrainConfig, seed: int, dataset: Dataset, out_di
         learning_rate=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=int(cfg.warmup_ratio * steps),
         max_grad_norm=cfg.max_grad_norm, lr_scheduler_type="linear", seed=seed, report_to="none",
         save_strategy="no", disable_tqdm=True, use_cpu=not torch.cuda.is_available(),
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),  # as cl-nlp's mixed_precision=auto
     )
     trainer = Trainer(model=LossHead(trainer_model), args=args, train_dataset=dataset,
                       data_collator=DataCollatorWithPadding(bench.tokenizer))
