@@ -162,9 +162,9 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
         seconds = time.perf_counter() - started
         results.timings["run_seconds"] = seconds
         write_outputs(results, run_dir)
-        tracker.log_metrics(final_metrics(results), step=len(stream))
         verdict = write_run_report(results, run_dir) if main else ""  # report.md, PNG figures, classification reports
         tracker.set_description(verdict)
+        tracker.log_metrics(final_metrics(results), step=len(stream))
         tracker.log_artifact(run_dir)
     except BaseException as exc:  # the run (or its report) failed: recorded as such, then re-raised
         fail_run(exc, results, run_dir, tracker)
@@ -174,8 +174,8 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
     echo("\nLive accuracy (rows: after training on task; columns: task evaluated)")
     echo(format_matrix(results, "live"))
     echo("\n" + format_summary(results))
-    echo(f"\nwall time {seconds:.0f}s; results in {run_dir}")
     echo("\n" + closing_note(results, verdict))
+    echo(f"\nwall time {seconds:.0f}s; results in {run_dir}")
     if tracker.run_id and not tracker.error:
         echo(f"MLflow run {tracker.run_id} (experiment {cfg.tracking.experiment!r}); "
              f"forgetting curves: `mlflow ui`, then {getattr(tracker, 'compare_url', lambda: '')()}")

@@ -164,8 +164,8 @@ class Trainer:
         results.timings[f"eval_seconds/{task.name}"] = eval_seconds
 
         report = StageReport(stage, task.name, train_seconds, eval_seconds, self.stage_metrics(stage))
-        report.metrics.update({f"strategy/{k}": v for k, v in self.strategy.figures().items()})
         report.metrics.update(self.evaluator.stage_metrics(stage))  # probe_acc/*, cka/*, recoverable_share
+        report.metrics.update({f"strategy/{k}": v for k, v in self.strategy.figures().items()})
         report.metrics["time/train_seconds"] = train_seconds
         self.tracker.log_metrics(report.metrics, step=stage)
         for callback in self.stage_callbacks:
