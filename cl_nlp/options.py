@@ -98,7 +98,7 @@ def build_options(cls: type[T], values: dict[str, Any] | None, where: str) -> T:
     unknown = sorted(set(values) - set(fields))
     if unknown:
         known = ", ".join(sorted(public_name(f) for f in fields)) or "(none)"
-        raise UserError(f"{where}: unknown option {unknown[0]!r}; valid options are: {known}")
+        raise UserError(f"{where}: unknown option {public_name(unknown[0])!r}; valid options are: {known}")
     kwargs = {k: coerce(v, hints[k], f"{where}.{public_name(k)}") for k, v in values.items()}
     try:
         return cls(**kwargs)

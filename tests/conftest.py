@@ -9,6 +9,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tests start CLI subprocesses and MLflow servers beside the pytest process: OpenMP threads that
+# spin while waiting made each training step ~10x slower under that sharing (benchmarks/README.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Options that shrink the default stream to seconds on a tiny model.
 SMALL_STREAM = ["stream.n_tasks=2", "stream.classes_per_task=3", "stream.train_per_class=8", "stream.test_per_class=4"]

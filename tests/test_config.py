@@ -41,6 +41,15 @@ def test_bad_values_name_the_key(override, message):
         load_config(None, [override])
 
 
+def test_keyword_options_are_named_as_users_write_them():
+    # `lambda` is stored in the field `lambda_`; a strategy without it must still say `lambda`.
+    from cl_nlp.strategies import strategy_options
+
+    with pytest.raises(UserError, match=r"strategy \(replay\): unknown option 'lambda'; valid options are: "):
+        strategy_options("replay", {"lambda": 1})
+    assert strategy_options("ewc", {"lambda": 5}).lambda_ == 5.0
+
+
 def test_bad_yaml_file_reports_line(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("train:\n  epochs: [1\n")
