@@ -8,12 +8,12 @@ so plotting neither needs a display nor changes the backend of a notebook that i
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from cl_nlp.evaluation.figures import TaskPanels, save_figure
 
 
 def seed_mean_std(matrices: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -33,9 +33,7 @@ def seed_mean_std(matrices: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, n
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    return Path(path)
+    return save_figure(fig, path, dpi=120)
 
 
 def plot_forgetting_curves(groups: dict[str, list[np.ndarray]], task_names: list[str], path: str | Path,
@@ -46,13 +44,10 @@ def plot_forgetting_curves(groups: dict[str, list[np.ndarray]], task_names: list
     line is the mean over seeds and the band ± one sample standard deviation.
     """
     n = len(task_names)
-    cols = min(n, 5)
-    rows = math.ceil(n / cols)
-    fig = Figure(figsize=(3.2 * cols, 2.6 * rows + 0.6), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
+    panels = TaskPanels(n, n)
     stats = {label: seed_mean_std(ms) for label, ms in groups.items()}
     for j, task in enumerate(task_names):
-        ax = axes[j // cols][j % cols]
+        ax = panels.axis(j, task, ylabel)
         x = np.arange(j + 1, n + 1)
         for k, (label, (mean, std, _)) in enumerate(stats.items()):
             y, s = mean[j:, j], std[j:, j]
@@ -60,20 +55,7 @@ def plot_forgetting_curves(groups: dict[str, list[np.ndarray]], task_names: list
             band = np.isfinite(s)
             if band.any():
                 ax.fill_between(x[band], (y - s)[band], (y + s)[band], color=line.get_color(), alpha=0.2, lw=0)
-        ax.set_title(task, fontsize=10)
-        ax.set_xlim(0.7, n + 0.3)
-        ax.set_xticks(range(1, n + 1))
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
-        if j % cols == 0:
-            ax.set_ylabel(ylabel)
-        if j // cols == rows - 1:
-            ax.set_xlabel("stage (tasks learned)")
-    for j in range(n, rows * cols):
-        axes[j // cols][j % cols].set_visible(False)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), 6), frameon=False)
-    return _save(fig, path)
+    return panels.finish(path, dpi=120, legend_cols=6)
 
 
 def plot_final_matrices(groups: dict[str, list[np.ndarray]], task_names: list[str], path: str | Path,

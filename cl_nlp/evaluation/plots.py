@@ -6,13 +6,12 @@ pyplot, so they need no display and leave the backend of an importing notebook a
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from cl_nlp.evaluation.figures import TaskPanels, save_figure
 from cl_nlp.evaluation.results import Results
 
 # (matrix, label, colour, line style) of the retention curves, in drawing order.
@@ -21,37 +20,24 @@ CURVES = (("live", "live", "C0", "-"), ("task_aware", "task-aware", "C1", "-"), 
 
 
 def _write(fig: Figure, path: str | Path) -> Path:
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    return Path(path)
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_retention_curves(results: Results, path: str | Path) -> Path:
     """One panel per learned task: live, task-aware and probe accuracy (and CKA drift) across stages,
     from the stage the task was learned on, with the pretrained encoder's probe as a dashed line."""
     s = max(results.stages_done, 1)
-    cols = min(s, 5)
-    rows = math.ceil(s / cols)
-    fig = Figure(figsize=(3.2 * cols, 2.6 * rows + 0.6), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
+    panels = TaskPanels(s, s)
     p0 = results.before.get("probe")
     for j in range(s):
-        ax = axes[j // cols][j % cols]
+        ax = panels.axis(j, results.task_names[j], "accuracy")
         x = np.arange(j + 1, s + 1)
         for name, label, color, style in CURVES:
             if name in results.matrices:
                 ax.plot(x, results.matrices[name][j:s, j], style, marker="o", markersize=3, color=color, label=label)
         if p0 is not None and np.isfinite(p0[j]):
             ax.axhline(p0[j], color="C2", ls="--", lw=1, label="probe, pretrained encoder")
-        ax.set(xlim=(0.7, s + 0.3), xticks=range(1, s + 1), ylim=(-0.02, 1.02),
-               ylabel="accuracy" if j % cols == 0 else "", xlabel="stage (tasks learned)" if j // cols == rows - 1 else "")
-        ax.set_title(results.task_names[j], fontsize=10)
-        ax.grid(alpha=0.3)
-    for j in range(s, rows * cols):
-        axes[j // cols][j % cols].set_visible(False)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), 5), frameon=False)
-    return _write(fig, path)
+    return panels.finish(path, dpi=110, legend_cols=5)
 
 
 def plot_matrices(results: Results, path: str | Path, names: tuple[str, ...] = ("live", "task_aware", "probe", "cka")) -> Path:
