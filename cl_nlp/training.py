@@ -3,7 +3,7 @@
 ``Trainer(model, strategy, evaluator, tracker).fit(data)`` does, per task::
 
     model = strategy.before_task(...)        # the strategy may wrap the model
-    fresh AdamW (fused) + linear warm-up/decay schedule
+    fresh AdamW (fused) at strategy.learning_rate(...) + linear warm-up/decay schedule
     for each epoch, for each length-grouped batch the strategy passes on:
         loss = cross-entropy(scenario logits) + strategy.penalty(...)
         backward, clip, step
@@ -86,18 +86,21 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
     return Accelerator(cpu=cpu, mixed_precision=precision)
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device,
+                   lr: float | None = None) -> torch.optim.Optimizer:
     """AdamW over trainable parameters, no decay on biases and LayerNorm; fused where supported
-    (on this project's CPUs the unfused step is ~a third of each training step)."""
+    (on this project's CPUs the unfused step is ~a third of each training step). ``lr``
+    (default ``cfg.lr``) is the peak rate the schedule starts from."""
+    lr = cfg.lr if lr is None else lr
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
             (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     try:
-        return torch.optim.AdamW(groups, lr=cfg.lr, fused=True)
+        return torch.optim.AdamW(groups, lr=lr, fused=True)
     except (RuntimeError, TypeError):
-        return torch.optim.AdamW(groups, lr=cfg.lr, foreach=True)
+        return torch.optim.AdamW(groups, lr=lr, foreach=True)
 
 
 class Trainer:
@@ -200,7 +203,7 @@ class Trainer:
         global_batch = cfg.batch_size * processes
         n_batches = math.ceil(len(task_examples) / global_batch)
         total_steps = max(1, n_batches * cfg.epochs)
-        optimizer = make_optimizer(self.model, cfg, self.device)
+        optimizer = make_optimizer(self.model, cfg, self.device, self.strategy.learning_rate(task, cfg.lr))
         scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
         model, optimizer = self.accelerator.prepare(self.model, optimizer)
         model.train()

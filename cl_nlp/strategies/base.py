@@ -3,6 +3,7 @@
 The trainer calls, for each task of the stream::
 
     model = strategy.before_task(task, model)            # e.g. wrap in a LoRA adapter
+    lr = strategy.learning_rate(task, train.lr)          # e.g. LoRA's larger rate
     examples = strategy.training_examples(task)          # e.g. every task so far (joint)
     batches = length-grouped batches of examples         # the LR schedule is sized from them
     for batch in strategy.train_batches(task, batches):  # e.g. mix in replayed examples
@@ -51,6 +52,11 @@ class Strategy:
     def before_task(self, task: "TaskData", model: nn.Module) -> nn.Module:
         """Called before training on ``task``; returns the model to train (may wrap ``model``)."""
         return model
+
+    def learning_rate(self, task: "TaskData", lr: float) -> float:
+        """The peak learning rate for ``task``'s fresh optimiser, given the run's ``train.lr``;
+        default: ``lr`` unchanged. (The trainer builds the optimiser; a strategy only names the rate.)"""
+        return lr
 
     def training_examples(self, task: "TaskData") -> Examples:
         """The examples one epoch of ``task`` is cut into (and the step count is taken from);

@@ -10,7 +10,10 @@ combination of all deltas so far (:func:`~cl_nlp.strategies.merging.combine_delt
 what is evaluated. Deltas trained from one base are what task arithmetic assumes.
 
 Only LoRA parameters and the head are trained (embeddings, LayerNorms and the frozen base
-weights stay as they are); LoRA usually wants a larger learning rate than full fine-tuning.
+weights stay as they are). LoRA wants a larger learning rate than full fine-tuning: at the
+run's default ``train.lr`` of 1e-4 the adapters learned the default stream's tasks to only
+0.08-0.40 live accuracy, at 1e-3 to 0.94-0.98, so the strategy's own ``lr`` (default 1e-3)
+replaces ``train.lr`` while an adapter trains; ``lr: null`` keeps ``train.lr``.
 """
 
 from __future__ import annotations
@@ -41,12 +44,15 @@ class LoRAMergeOptions:
     merge: Literal["sequential", "average", "task_arithmetic"] = field(
         default="sequential", metadata={"help": "sequential: merge after each task; average/task_arithmetic: combine kept deltas"})
     coefficient: float = field(default=1.0, metadata={"help": "task_arithmetic: W0 + coefficient·Σ deltas"})
+    lr: float | None = field(default=1e-3, metadata={
+        "help": "peak learning rate while an adapter trains (LoRA wants ~10x full fine-tuning's); null = train.lr"})
 
     def __post_init__(self) -> None:
         require(self.r >= 1, f"r must be >= 1, got {self.r}")
         require(self.alpha > 0, f"alpha must be > 0, got {self.alpha}")
         require(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
         require(bool(self.target_modules), "target_modules must name at least one module, e.g. [query, value]")
+        require(self.lr is None or self.lr > 0, f"lr must be > 0 (or null for train.lr), got {self.lr}")
         require(self.merge == "task_arithmetic" or self.coefficient == 1.0,
                 "coefficient applies to merge=task_arithmetic only")
 
@@ -90,6 +96,9 @@ class LoRAMerge(Strategy):
                     weight.copy_(self.base[f"{name}.weight"])  # every adapter trains from W0
         model.encoder = encoder
         return model
+
+    def learning_rate(self, task, lr: float) -> float:
+        return lr if self.options.lr is None else self.options.lr
 
     def after_task(self, task, model: nn.Module) -> nn.Module:
         peft_model = model.encoder

@@ -4,9 +4,13 @@ import pytest
 import torch
 
 from cl_nlp.batching import collate
-from cl_nlp.strategies import StrategyContext, strategy_options
+from cl_nlp.config import TrainConfig
+from cl_nlp.errors import UserError
+from cl_nlp.strategies import Strategy, StrategyContext, strategy_options
 from cl_nlp.strategies.lora_merge import LoRAMerge, LoRAMergeOptions
 from cl_nlp.strategies.merging import lora_layers
+from cl_nlp.tracking import Tracker
+from cl_nlp.training import Trainer
 from tests.strategies.helpers import task_data, tiny_classifier, tiny_examples
 
 
@@ -89,3 +93,35 @@ def test_unknown_target_modules_is_a_user_error(tiny_model):
     strategy = LoRAMerge(LoRAMergeOptions(target_modules=["q_lin"]), StrategyContext(num_classes=4))
     with pytest.raises(UserError, match="target_modules"):
         strategy.before_task(None, tiny_classifier(tiny_model))
+
+
+class FixedRate(Strategy):
+    """Plain fine-tuning at a learning rate of the strategy's choosing."""
+
+    def __init__(self, lr):
+        super().__init__()
+        self.lr = lr
+
+    def learning_rate(self, task, lr):
+        return self.lr
+
+
+@pytest.mark.parametrize("lr", [0.0, 1e-2])
+def test_trainer_trains_at_the_rate_the_strategy_names(tiny_model, lr):
+    model = tiny_classifier(tiny_model)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer = Trainer(model, FixedRate(lr), evaluator=None, tracker=Tracker(),
+                      cfg=TrainConfig(epochs=1, batch_size=4, lr=1e-3, warmup_ratio=0.0, device="cpu"),
+                      task_classes=torch.ones(1, 4, dtype=torch.bool), scenario="class-incremental", pad_id=0)
+    trainer.train_task(task_data(0, tiny_examples(tiny_model, [0, 1, 2, 3] * 2)))
+    moved = max(float((p.detach() - before[n]).abs().max()) for n, p in trainer.model.named_parameters())
+    assert (moved == 0.0) if lr == 0.0 else (moved > 1e-4)  # train.lr=1e-3 is ignored either way
+
+
+def test_lora_merge_trains_at_its_own_rate_unless_told_to_keep_train_lr():
+    task = None
+    assert LoRAMerge(strategy_options("lora-merge", {})).learning_rate(task, 1e-4) == 1e-3
+    assert LoRAMerge(strategy_options("lora-merge", {"lr": 5e-4})).learning_rate(task, 1e-4) == 5e-4
+    assert LoRAMerge(strategy_options("lora-merge", {"lr": None})).learning_rate(task, 1e-4) == 1e-4
+    with pytest.raises(UserError, match="lr must be > 0"):
+        strategy_options("lora-merge", {"lr": 0})
