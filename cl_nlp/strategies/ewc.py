@@ -36,7 +36,7 @@ class EWCOptions:
     lambda_: float = field(default=1000.0, metadata={"help": "penalty weight λ in (λ/2)·Σ F(θ−θ*)²"})
     fisher: Literal["empirical", "true"] = field(
         default="empirical", metadata={"help": "labels for the Fisher: true labels, or drawn from the model"})
-    fisher_samples: int = field(default=128, metadata={"help": "training examples per task the Fisher averages (one backward each)"})
+    fisher_samples: int = field(default=128, metadata={"help": "training examples per task the Fisher averages (per-example gradients, 32 per backward pass)"})
     mode: Literal["separate", "online"] = field(
         default="separate", metadata={"help": "separate: one penalty per past task; online: one running Fisher"})
     gamma: float = field(default=1.0, metadata={"help": "online mode: F <- gamma*F + F_new"})

@@ -17,16 +17,20 @@ process computes on the same examples. For the same reason ``true`` labels are d
 CDF from one uniform number per example, all drawn up front: the label of example n does not
 depend on which process handles it.
 
-Per-example gradients need one backward pass per example. Each example runs unpadded (so it is
-exactly its own gradient), and embedding tables are handled row-wise: their per-example gradient
-is read from the embedding *output* and scattered onto the rows of the token ids used, so a
-30k-row word-embedding table costs a few rows per example instead of a dense 30k x d gradient.
+Per-example squared gradients come from one batched backward pass per ``batch_size`` examples
+(:mod:`cl_nlp.strategies.per_example`: each Linear/LayerNorm/Embedding layer's input times the
+gradient at its output), with the examples sorted by length so batches carry little padding.
+Parameters of other module types fall back to one unpadded backward pass per example; there,
+embedding tables are handled row-wise: their per-example gradient is read from the embedding
+*output* and scattered onto the rows of the token ids used, so a 30k-row word-embedding table
+costs a few rows per example instead of a dense 30k x d gradient. Both give the same Fisher.
 """
 
 from __future__ import annotations
 
 from typing import Iterable, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,6 +38,7 @@ from torch import nn
 from cl_nlp.batching import Examples, collate
 from cl_nlp.distributed import process_layout, share, sum_across_processes
 from cl_nlp.heads import training_logits
+from cl_nlp.strategies.per_example import SquaredGradientSums, Unsupported, covers
 
 FisherKind = Literal["empirical", "true"]
 
@@ -60,18 +65,21 @@ class _EmbeddingTap:
 
 def fisher_diagonal(model: nn.Module, examples: Examples, names: Iterable[str], *, pad_id: int,
                     task_classes: torch.Tensor | None = None, scenario: str = "class-incremental",
-                    kind: FisherKind = "empirical", generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+                    kind: FisherKind = "empirical", generator: torch.Generator | None = None,
+                    batch_size: int | None = 32) -> dict[str, torch.Tensor]:
     """Diagonal Fisher of the parameters ``names`` of ``model``, averaged over ``examples``.
 
     Args:
         model: a :class:`~cl_nlp.models.ContinualClassifier` (anything returning ``.logits``).
-        examples: the examples to average over (one backward pass each).
+        examples: the examples to average over.
         names: parameter names (as in ``model.named_parameters()``) to compute the Fisher of.
-        pad_id: padding token id (single examples need none; kept for the collate contract).
+        pad_id: padding token id of the batches.
         task_classes: bool (tasks x classes) for the scenario's logit masking; ``None`` = all classes.
         scenario: the stream's scenario (task-incremental masks other tasks' classes).
         kind: ``empirical`` (true labels) or ``true`` (labels drawn from the model's prediction).
         generator: the random source for ``true`` labels (CPU generator; one uniform per example).
+        batch_size: examples per batched backward pass; ``None`` = one backward pass per example
+            (also taken where the model has parameters the batched path does not cover).
 
     Returns:
         ``{name: F}`` with ``F`` shaped like the parameter, on the parameter's device.
@@ -81,26 +89,22 @@ def fisher_diagonal(model: nn.Module, examples: Examples, names: Iterable[str], 
     """
     params = dict(model.named_parameters())
     names = list(names)
-    modules = dict(model.named_modules())
-    # Embedding weights among ``names`` go through the tap; the rest through ordinary autograd.
-    tapped = {n[: -len(".weight")]: modules[n[: -len(".weight")]] for n in names
-              if n.endswith(".weight") and isinstance(modules.get(n[: -len(".weight")]), nn.Embedding)}
-    dense = [n for n in names if n[: -len(".weight")] not in tapped]
-    fisher = {n: torch.zeros_like(params[n], dtype=torch.float32) for n in names}
+    uniforms = torch.rand(len(examples), generator=generator, dtype=torch.float64) if kind == "true" else None
+    mine = share(len(examples), *process_layout())  # all of them in a single process
+    classes = task_classes.to(next(model.parameters()).device) if task_classes is not None else None
     saved_flags = {n: p.requires_grad for n, p in params.items()}
     was_training = model.training
-    for n, p in params.items():  # only what we measure gets a gradient (tapped tables take theirs from the tap)
-        p.requires_grad_(n in dense)
-    tap = _EmbeddingTap(tapped)
     model.eval()
-    classes = task_classes.to(next(model.parameters()).device) if task_classes is not None else None
-    uniforms = torch.rand(len(examples), generator=generator, dtype=torch.float64) if kind == "true" else None
     try:
-        for i in share(len(examples), *process_layout()):  # all of them in a single process
-            _accumulate_one(model, examples.subset([i]), params, dense, tap, fisher, pad_id, classes, scenario,
-                            None if uniforms is None else float(uniforms[i]))
+        fisher = None
+        if batch_size is not None and covers(model, names):
+            try:
+                fisher = _batched(model, examples, mine, names, pad_id, classes, scenario, uniforms, batch_size)
+            except Unsupported:  # e.g. a module this forward calls twice: take the exact slow path
+                fisher = None
+        if fisher is None:
+            fisher = _one_by_one(model, examples, mine, names, pad_id, classes, scenario, uniforms)
     finally:
-        tap.remove()
         for n, p in params.items():
             p.requires_grad_(saved_flags[n])
             p.grad = None
@@ -110,8 +114,60 @@ def fisher_diagonal(model: nn.Module, examples: Examples, names: Iterable[str], 
     return {n: f.mul_(scale) for n, f in fisher.items()}
 
 
-def sample_label(probs: torch.Tensor, uniform: float) -> torch.Tensor:
-    """The class whose cumulative probability first exceeds ``uniform`` (a draw from ``probs``, shape (1, C))."""
+def _log_likelihood_terms(model, batch, classes, scenario, uniforms) -> torch.Tensor:
+    """Σ over the batch of −log p(y | x): true labels, or labels drawn with ``uniforms`` (one per example)."""
+    out = model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+    logits = out.logits.float()
+    if classes is not None:
+        logits = training_logits(logits, batch["task_ids"], classes, scenario)
+    log_probs = F.log_softmax(logits, dim=-1)
+    if uniforms is not None:  # kind == "true"
+        label = sample_label(log_probs.detach().exp(), uniforms.view(-1, 1).to(log_probs.device))
+    else:
+        label = batch["labels"]
+    return F.nll_loss(log_probs, label, reduction="sum")  # squared later, so the sign does not matter
+
+
+def _batched(model, examples, mine, names, pad_id, classes, scenario, uniforms, batch_size):
+    device = next(model.parameters()).device
+    for p in model.parameters():  # the hooks read layer inputs and output gradients, not .grad
+        p.requires_grad_(False)
+    lengths = np.array([len(examples.input_ids[i]) for i in mine])
+    order = np.asarray(mine)[np.argsort(lengths, kind="stable")]  # similar lengths batch with little padding
+    with SquaredGradientSums(model, names) as squares:
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size].tolist()
+            batch = {k: v.to(device) for k, v in collate(examples.subset(chunk), pad_id).items()}
+            squares.start(len(chunk))
+            nll = _log_likelihood_terms(model, batch, classes, scenario,
+                                        None if uniforms is None else uniforms[chunk])
+            squares.backward(nll)
+    return squares.sums
+
+
+def _one_by_one(model, examples, mine, names, pad_id, classes, scenario, uniforms):
+    params = dict(model.named_parameters())
+    modules = dict(model.named_modules())
+    # Embedding weights among ``names`` go through the tap; the rest through ordinary autograd.
+    tapped = {n[: -len(".weight")]: modules[n[: -len(".weight")]] for n in names
+              if n.endswith(".weight") and isinstance(modules.get(n[: -len(".weight")]), nn.Embedding)}
+    dense = [n for n in names if n[: -len(".weight")] not in tapped]
+    fisher = {n: torch.zeros_like(params[n], dtype=torch.float32) for n in names}
+    for n, p in params.items():  # only what we measure gets a gradient (tapped tables take theirs from the tap)
+        p.requires_grad_(n in dense)
+    tap = _EmbeddingTap(tapped)
+    try:
+        for i in mine:
+            _accumulate_one(model, examples.subset([i]), params, dense, tap, fisher, pad_id, classes, scenario,
+                            None if uniforms is None else uniforms[i:i + 1])
+    finally:
+        tap.remove()
+    return fisher
+
+
+def sample_label(probs: torch.Tensor, uniform: torch.Tensor | float) -> torch.Tensor:
+    """Per row of ``probs`` (N, C), the class whose cumulative probability first exceeds that
+    row's ``uniform`` (shape (N, 1), or one number): a draw from each row's distribution."""
     cumulative = probs.double().cumsum(-1)
     return (cumulative <= uniform * cumulative[..., -1:]).sum(-1).clamp_max(probs.shape[-1] - 1)
 
@@ -119,16 +175,7 @@ def sample_label(probs: torch.Tensor, uniform: float) -> torch.Tensor:
 def _accumulate_one(model, example, params, dense, tap, fisher, pad_id, classes, scenario, uniform) -> None:
     device = next(model.parameters()).device
     batch = {k: v.to(device) for k, v in collate(example, pad_id).items()}
-    out = model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
-    logits = out.logits.float()
-    if classes is not None:
-        logits = training_logits(logits, batch["task_ids"], classes, scenario)
-    log_probs = F.log_softmax(logits, dim=-1)
-    if uniform is not None:  # kind == "true"
-        label = sample_label(log_probs.detach().exp(), uniform)
-    else:
-        label = batch["labels"]
-    nll = F.nll_loss(log_probs, label)  # squared, so the sign of log p does not matter
+    nll = _log_likelihood_terms(model, batch, classes, scenario, uniform)
     leaves = {name: leaf for name, (_, leaf) in tap.captured.items()}
     grads = torch.autograd.grad(nll, [params[n] for n in dense] + list(leaves.values()), allow_unused=True)
     dense_grads = grads[: len(dense)]
