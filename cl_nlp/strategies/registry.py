@@ -64,6 +64,12 @@ def strategy_names() -> list[str]:
 def get_strategy_spec(name: str) -> StrategySpec:
     load_entry_points()
     if name not in _STRATEGIES:
+        from cl_nlp.avalanche.strategies import AVALANCHE_STRATEGIES, PREFIX  # plain data: no Avalanche import
+
+        if name.startswith(PREFIX) and name[len(PREFIX):] in AVALANCHE_STRATEGIES:
+            raise UserError(f"strategy {name!r} needs the optional extra cl-nlp[avalanche], which is not installed here; "
+                            "install it in its own environment (docs/avalanche.md): python3 -m venv .venv-avalanche && "
+                            ".venv-avalanche/bin/pip install torch==2.14.1 torchvision==0.29.1 -e '.[avalanche]'")
         raise UserError(f"unknown strategy {name!r}; choose one of: {', '.join(sorted(_STRATEGIES))} (see `cl-nlp strategies`)")
     return _STRATEGIES[name]
 

@@ -44,3 +44,15 @@ def test_every_table_entry_names_an_avalanche_class_taking_its_options():
         params = inspect.signature(cls.__init__).parameters
         for f in dataclasses.fields(options_cls):
             assert f.name in params, f"{name}: {cls.__name__} takes no argument {f.name!r}"
+
+
+@pytest.mark.skipif(HAS_AVALANCHE, reason="the avalanche extra is installed here")
+def test_an_avalanche_strategy_without_the_extra_says_how_to_install_it(tmp_path, capsys):
+    from cl_nlp.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--strategy", "avalanche:LwF", "--no-tracking", "--output", str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs the optional extra cl-nlp[avalanche]" in err[0] and "docs/avalanche.md" in err[0]
+    assert not any(tmp_path.iterdir())  # refused before anything was made
