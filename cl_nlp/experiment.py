@@ -35,6 +35,7 @@ from cl_nlp.heads import task_class_matrix
 from cl_nlp.models import EMBEDDED_MODEL, build_model, load_tokenizer, resolve_model_path
 from cl_nlp.strategies import StrategyContext, build_strategy, strategy_options
 from cl_nlp.streams import Stream, build_stream, stream_options
+from cl_nlp.run_lock import RunFolderLock
 from cl_nlp.tracking import Tracker, git_commit, make_tracker
 from cl_nlp.training import NonFiniteLoss, StageReport, TaskData, Trainer, make_accelerator
 
@@ -103,83 +104,88 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
     if main:
         tracker = tracker or make_tracker(cfg.tracking.enabled, tracking_uri(cfg, ckpt), cfg.tracking.experiment)
         run_dir.mkdir(parents=True, exist_ok=True)
+        lock = RunFolderLock.acquire(run_dir)  # a second process on this folder is refused, not interleaved
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
     else:
-        tracker, echo = Tracker(), _quiet
+        tracker, echo, lock = Tracker(), _quiet, None
 
-    seed_everything(cfg.seed)
-    tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.trust_remote_code)
-    data = tokenize_stream(stream, tokenizer, cfg.model.max_length)
-    results = ckpt.results() if ckpt else Results(stream.task_names, stream.scenario)
-
-    if ckpt and ckpt.run_id:
-        tracker.resume(ckpt.run_id, ckpt.stage)
-    else:
-        tracker.start(run_name, flatten(cfg.to_dict()), {
-            "strategy": cfg.strategy.name, "stream": cfg.stream.name, "scenario": stream.scenario,
-            "seed": str(cfg.seed), "model": cfg.model.name_or_path or EMBEDDED_MODEL,
-            "cl_nlp_version": cl_nlp.__version__, "git_commit": git_commit(), "run_dir": str(run_dir.resolve()),
-        })
-    echo(f"run {run_name}: {cfg.strategy.name} on {stream.name} ({stream.scenario}, {len(stream)} tasks, "
-         f"{stream.num_classes} classes) -> {run_dir}" + (f", resumed after task {ckpt.stage}" if ckpt else ""))
-    write_status(run_dir, "RUNNING", results, tracker)
     try:
         seed_everything(cfg.seed)
-        model = build_model(cfg.model.name_or_path, stream.num_classes, cfg.model.pooling, cfg.model.trust_remote_code)
-        task_classes = task_class_matrix(stream)
-        context = StrategyContext(stream.scenario, len(stream), stream.num_classes, cfg.seed, cfg.train.batch_size,
-                                  accelerator.device, pad_id=tokenizer.pad_token_id, task_classes=task_classes)
-        strategy = build_strategy(cfg.strategy.name, cfg.strategy.options, context)
-        probes = ProbeSettings(cfg.eval.probe_per_class, cfg.eval.probe_l2, cfg.eval.layerwise_probes, cfg.seed)
-        evaluator = Evaluator(results, [d.test for d in data], task_classes, tokenizer.pad_token_id,
-                              cfg.eval.batch_size, cfg.eval.future_tasks, accelerator.device,
-                              trains=[d.train for d in data], probes=probes if cfg.eval.probes else None,
-                              class_names=stream.class_names)
-        # A strategy may bring its own loop (``avalanche:*`` run Avalanche's); the default is cl-nlp's.
-        trainer_cls = getattr(strategy, "trainer_cls", Trainer)
-        trainer = trainer_cls(model, strategy, evaluator, tracker, cfg.train, task_classes, stream.scenario,
-                              tokenizer.pad_token_id, cfg.seed, accelerator, show_progress)
-        if ckpt:
-            restore_checkpoint(ckpt, trainer)
+        tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.trust_remote_code)
+        data = tokenize_stream(stream, tokenizer, cfg.model.max_length)
+        results = ckpt.results() if ckpt else Results(stream.task_names, stream.scenario)
 
-        def after_stage(report: StageReport) -> None:
+        if ckpt and ckpt.run_id:
+            tracker.resume(ckpt.run_id, ckpt.stage)
+        else:
+            tracker.start(run_name, flatten(cfg.to_dict()), {
+                "strategy": cfg.strategy.name, "stream": cfg.stream.name, "scenario": stream.scenario,
+                "seed": str(cfg.seed), "model": cfg.model.name_or_path or EMBEDDED_MODEL,
+                "cl_nlp_version": cl_nlp.__version__, "git_commit": git_commit(), "run_dir": str(run_dir.resolve()),
+            })
+        echo(f"run {run_name}: {cfg.strategy.name} on {stream.name} ({stream.scenario}, {len(stream)} tasks, "
+             f"{stream.num_classes} classes) -> {run_dir}" + (f", resumed after task {ckpt.stage}" if ckpt else ""))
+        write_status(run_dir, "RUNNING", results, tracker)
+        try:
+            seed_everything(cfg.seed)
+            model = build_model(cfg.model.name_or_path, stream.num_classes, cfg.model.pooling, cfg.model.trust_remote_code)
+            task_classes = task_class_matrix(stream)
+            context = StrategyContext(stream.scenario, len(stream), stream.num_classes, cfg.seed, cfg.train.batch_size,
+                                      accelerator.device, pad_id=tokenizer.pad_token_id, task_classes=task_classes)
+            strategy = build_strategy(cfg.strategy.name, cfg.strategy.options, context)
+            probes = ProbeSettings(cfg.eval.probe_per_class, cfg.eval.probe_l2, cfg.eval.layerwise_probes, cfg.seed)
+            evaluator = Evaluator(results, [d.test for d in data], task_classes, tokenizer.pad_token_id,
+                                  cfg.eval.batch_size, cfg.eval.future_tasks, accelerator.device,
+                                  trains=[d.train for d in data], probes=probes if cfg.eval.probes else None,
+                                  class_names=stream.class_names)
+            # A strategy may bring its own loop (``avalanche:*`` run Avalanche's); the default is cl-nlp's.
+            trainer_cls = getattr(strategy, "trainer_cls", Trainer)
+            trainer = trainer_cls(model, strategy, evaluator, tracker, cfg.train, task_classes, stream.scenario,
+                                  tokenizer.pad_token_id, cfg.seed, accelerator, show_progress)
+            if ckpt:
+                restore_checkpoint(ckpt, trainer)
+
+            def after_stage(report: StageReport) -> None:
+                write_outputs(results, run_dir)
+                echo(f"  stage {report.stage}/{len(stream)} {report.task}: live acc {report.metrics['acc_avg']:.3f} "
+                     f"(this task {report.metrics['acc/' + report.task]:.3f}), train {report.train_seconds:.0f}s, "
+                     f"eval {report.eval_seconds:.0f}s")
+
+            def checkpoint(report: StageReport) -> None:
+                if main:  # every process holds the same state
+                    save_checkpoint(run_dir, trainer, report.stage, tracker.checkpoint_info())
+                write_status(run_dir, "RUNNING", results, tracker)
+                warn_tracking(tracker)
+
+            trainer.stage_callbacks.append(after_stage)
+            # Keep this callback last: the checkpoint must hold the RNG state the next stage starts
+            # from, after everything else done at this stage has drawn from the generators.
+            trainer.stage_callbacks.append(checkpoint)
+            trainer.fit(data, start_stage=ckpt.stage if ckpt else 0)
+            seconds = time.perf_counter() - started
+            results.timings["run_seconds"] = seconds
             write_outputs(results, run_dir)
-            echo(f"  stage {report.stage}/{len(stream)} {report.task}: live acc {report.metrics['acc_avg']:.3f} "
-                 f"(this task {report.metrics['acc/' + report.task]:.3f}), train {report.train_seconds:.0f}s, "
-                 f"eval {report.eval_seconds:.0f}s")
-
-        def checkpoint(report: StageReport) -> None:
-            if main:  # every process holds the same state
-                save_checkpoint(run_dir, trainer, report.stage, tracker.checkpoint_info())
-            write_status(run_dir, "RUNNING", results, tracker)
-            warn_tracking(tracker)
-
-        trainer.stage_callbacks.append(after_stage)
-        # Keep this callback last: the checkpoint must hold the RNG state the next stage starts
-        # from, after everything else done at this stage has drawn from the generators.
-        trainer.stage_callbacks.append(checkpoint)
-        trainer.fit(data, start_stage=ckpt.stage if ckpt else 0)
-        seconds = time.perf_counter() - started
-        results.timings["run_seconds"] = seconds
-        write_outputs(results, run_dir)
-        verdict = write_run_report(results, run_dir) if main else ""  # report.md, PNG figures, classification reports
-        tracker.set_description(verdict)
-        tracker.log_metrics(final_metrics(results), step=len(stream))
-        tracker.log_artifact(run_dir)
-    except BaseException as exc:  # the run (or its report) failed: recorded as such, then re-raised
-        fail_run(exc, results, run_dir, tracker)
-        raise
-    tracker.end("FINISHED")
-    write_status(run_dir, "FINISHED", results, tracker)
-    echo("\nLive accuracy (rows: after training on task; columns: task evaluated)")
-    echo(format_matrix(results, "live"))
-    echo("\n" + format_summary(results))
-    echo("\n" + closing_note(results, verdict))
-    echo(f"\nwall time {seconds:.0f}s; results in {run_dir}")
-    if tracker.run_id and not tracker.error:
-        echo(f"MLflow run {tracker.run_id} (experiment {cfg.tracking.experiment!r}); "
-             f"forgetting curves: `mlflow ui`, then {getattr(tracker, 'compare_url', lambda: '')()}")
-    return RunOutcome(run_dir, results, tracker.run_id, seconds, tracker.error)
+            verdict = write_run_report(results, run_dir) if main else ""  # report.md, PNG figures, classification reports
+            tracker.set_description(verdict)
+            tracker.log_metrics(final_metrics(results), step=len(stream))
+            tracker.log_artifact(run_dir)
+        except BaseException as exc:  # the run (or its report) failed: recorded as such, then re-raised
+            fail_run(exc, results, run_dir, tracker)
+            raise
+        tracker.end("FINISHED")
+        write_status(run_dir, "FINISHED", results, tracker)
+        echo("\nLive accuracy (rows: after training on task; columns: task evaluated)")
+        echo(format_matrix(results, "live"))
+        echo("\n" + format_summary(results))
+        echo("\n" + closing_note(results, verdict))
+        echo(f"\nwall time {seconds:.0f}s; results in {run_dir}")
+        if tracker.run_id and not tracker.error:
+            echo(f"MLflow run {tracker.run_id} (experiment {cfg.tracking.experiment!r}); "
+                 f"forgetting curves: `mlflow ui`, then {getattr(tracker, 'compare_url', lambda: '')()}")
+        return RunOutcome(run_dir, results, tracker.run_id, seconds, tracker.error)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _quiet(message: str) -> None:

@@ -23,8 +23,8 @@ from cl_nlp.errors import UserError
 
 MAX_PARAM_LENGTH = 6000  # MLflow rejects longer parameter values
 # Run-folder entries not uploaded: checkpoints are resume state (the model's weights, for MiniLM
-# ~90 MB per run), not results; they stay in the run folder.
-NOT_ARTIFACTS = {"checkpoints"}
+# ~90 MB per run), not results; they stay in the run folder. ``.lock`` is the run's folder lock.
+NOT_ARTIFACTS = {"checkpoints", ".lock"}
 
 
 class Tracker:
