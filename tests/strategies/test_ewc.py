@@ -52,9 +52,40 @@ def test_separate_penalty_is_the_sum_of_per_task_penalties(seed):
     value = anchor.penalty(theta, lam=3.0)
     assert value.item() == pytest.approx(hand_penalty(3.0, tasks, theta), rel=1e-5)
     value.backward()
+    assert theta["emb"].grad.is_sparse  # row-stored: only the anchored rows (a task loss adds it to its dense one)
     for n, p in theta.items():  # gradient: λ·Σ_t F_t (θ − θ*_t)
         expected = 3.0 * sum(f[n].double() * (p.detach().double() - a[n].double()) for f, a in tasks)
-        assert torch.allclose(p.grad.double(), expected, rtol=1e-5, atol=1e-6), n
+        assert torch.allclose(p.grad.to_dense().double(), expected, rtol=1e-5, atol=1e-6), n
+
+
+def test_task_loss_plus_penalty_gives_dense_gradients_equal_to_their_sum(tiny_model):
+    """What the trainer backpropagates: the word-embedding gradient must come out dense (fused AdamW
+    takes no sparse gradients) and equal the task loss's gradient plus λ·F·(θ − θ*)."""
+    from cl_nlp.batching import collate
+    from cl_nlp.strategies.fisher import fisher_diagonal
+
+    model = tiny_classifier(tiny_model)
+    train = tiny_examples(tiny_model, [0, 1, 2, 3, 0, 1])
+    ewc = EWC(EWCOptions(lambda_=20.0, fisher_samples=6), StrategyContext(num_classes=4, pad_id=0))
+    ewc.after_task(task_data(0, train), model)
+    fisher = fisher_diagonal(model, train, [n for n, _ in model.named_parameters()], pad_id=0)
+    anchor = {n: p.detach().clone() for n, p in model.named_parameters()}
+    assert ewc.anchor.params["encoder.embeddings.word_embeddings.weight"].rows is not None
+    perturb_(model)
+    model.eval()
+    batch = collate(train, pad_id=0)
+
+    def task_loss():
+        return torch.nn.functional.cross_entropy(model(batch["input_ids"], batch["attention_mask"]).logits, batch["labels"])
+
+    task_loss().backward()
+    task_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    (task_loss() + ewc.penalty(model, batch)).backward()
+    for n, p in model.named_parameters():
+        assert p.grad.layout == torch.strided, n
+        expected = task_grads[n].double() + 20.0 * fisher[n].double() * (p.detach().double() - anchor[n].double())
+        assert torch.allclose(p.grad.double(), expected, rtol=1e-4, atol=1e-7), n
 
 
 def test_penalty_is_zero_at_the_anchor_and_hand_computed_away_from_it(tiny_model):
