@@ -180,7 +180,9 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
         echo("\n" + closing_note(results, verdict))
         echo(f"\nwall time {seconds:.0f}s; results in {run_dir}")
         if tracker.run_id and not tracker.error:
-            echo(f"MLflow run {tracker.run_id} (experiment {cfg.tracking.experiment!r}); "
+            total = time.perf_counter() - started
+            echo(f"MLflow run {tracker.run_id} (experiment {cfg.tracking.experiment!r}; its calls took "
+                 f"{tracker.seconds:.1f}s, {100 * tracker.seconds / total:.1f}% of the run); "
                  f"forgetting curves: `mlflow ui`, then {getattr(tracker, 'compare_url', lambda: '')()}")
         return RunOutcome(run_dir, results, tracker.run_id, seconds, tracker.error)
     finally:
@@ -235,7 +237,7 @@ def write_status(run_dir: Path, status: str, results: Results, tracker: Tracker,
     ckpt = latest_checkpoint(run_dir)
     info = {"status": status, "stages_done": results.stages_done, "tasks": results.num_tasks, "reason": reason,
             "checkpoint": str(ckpt.path.relative_to(run_dir)) if ckpt else None,
-            "tracking": {"run_id": tracker.run_id, "error": tracker.error}}
+            "tracking": {"run_id": tracker.run_id, "error": tracker.error, "seconds": round(tracker.seconds, 3)}}
     tmp = run_dir / "status.json.tmp"
     tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     tmp.replace(run_dir / "status.json")

@@ -34,6 +34,7 @@ class Tracker:
     experiment_id: str | None = None
     error: str | None = None  # the first logging failure, once calls failed after their retries
     error_reported: bool = False  # whether the user was told about :attr:`error`
+    seconds: float = 0.0  # wall time spent inside tracking calls, setting up the store included
 
     def start(self, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> None:
         """Open a run and record its flattened config and tags."""
@@ -119,6 +120,7 @@ class MlflowTracker(Tracker):
     """
 
     def __init__(self, uri: str | None, experiment: str, parent_run_id: str | None = None):
+        started = time.perf_counter()  # `import mlflow` and a new sqlite store are most of a run's tracking time
         import mlflow
         from mlflow.tracking import MlflowClient
 
@@ -135,10 +137,12 @@ class MlflowTracker(Tracker):
             raise UserError(f"cannot use MLflow tracking URI {self.uri!r} ({_first_line(exc)}); pass another "
                             "--tracking-uri, or use --no-tracking") from None
         self.experiment_id = exp.experiment_id if exp else None
+        self.seconds = time.perf_counter() - started
 
     def start(self, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> None:
         from mlflow.entities import Param
 
+        started = time.perf_counter()
         try:
             if self.experiment_id is None:
                 self.experiment_id = self.client.create_experiment(self.experiment)
@@ -153,8 +157,11 @@ class MlflowTracker(Tracker):
         except Exception as exc:
             raise UserError(f"cannot start an MLflow run at {self.uri} ({_first_line(exc)}); "
                             "use --no-tracking to run without MLflow") from None
+        finally:
+            self.seconds += time.perf_counter() - started
 
     def resume(self, run_id: str, stage: int) -> None:
+        started = time.perf_counter()
         try:
             run = self.client.get_run(run_id)
             self.client.update_run(run_id, status="RUNNING")
@@ -162,6 +169,8 @@ class MlflowTracker(Tracker):
         except Exception as exc:
             raise UserError(f"cannot continue MLflow run {run_id} at {self.uri} ({_first_line(exc)}); pass the "
                             "--tracking-uri the run was logged to, or use --no-tracking") from None
+        finally:
+            self.seconds += time.perf_counter() - started
         self.run_id = run_id
         self.experiment_id = run.info.experiment_id
 
@@ -172,12 +181,15 @@ class MlflowTracker(Tracker):
         """Run one logging call; a failure is recorded, never raised (results live in the run folder)."""
         if self.run_id is None or time.monotonic() < self._paused_until:
             return
+        started = time.perf_counter()
         try:
             fn(*args, **kwargs)
         except Exception as exc:
             self.failures += 1
             self.error = self.error or f"{what}: {_first_line(exc)}"
             self._paused_until = time.monotonic() + RETRY_COOLDOWN
+        finally:
+            self.seconds += time.perf_counter() - started
 
     def log_metrics(self, values: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric

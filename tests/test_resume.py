@@ -109,6 +109,7 @@ def test_killed_after_second_task_then_resumed_equals_uninterrupted(reference_ru
     assert client.get_metric_history(run.info.run_id, "acc/clinc3")[-1].value == resumed["matrices"]["live"][2][2]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"results.json", "status.json"} <= artifacts and "checkpoints" not in artifacts  # weights stay local
+    assert ".lock" not in artifacts
 
 
 def test_resume_of_a_finished_run_changes_nothing_and_a_second_start_is_refused(reference_run, capsys):
