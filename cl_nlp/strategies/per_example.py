@@ -135,8 +135,9 @@ class SquaredGradientSums:
         self._once(module)
         if inputs[0].shape[0] != self.batch_size:
             raise Unsupported(f"{type(module).__name__} input does not start with the batch dimension")
-        if output.requires_grad:
-            output.register_hook(self._accumulator(module, inputs[0].detach()))
+        if not output.requires_grad:  # its input does not come from the embeddings: no output gradient to read
+            raise Unsupported(f"{type(module).__name__} output is not downstream of an embedding")
+        output.register_hook(self._accumulator(module, inputs[0].detach()))
 
     def _accumulator(self, module: nn.Module, x: torch.Tensor) -> Callable[[torch.Tensor], None]:
         names = self.measured[module]
