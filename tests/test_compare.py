@@ -114,3 +114,26 @@ def test_matrices_rebuilt_from_metric_histories(tracking_uri):
     assert results.task_names == ["t1", "t2"] and results.stages_done == 2
     np.testing.assert_array_equal(results.matrix("live"), [[0.75, NAN], [0.25, 0.5]])
     np.testing.assert_array_equal(results.matrix("task_aware"), [[1.0, NAN], [0.5, 0.75]])
+
+
+def _matrix_run(strategy, seed, diagonal):
+    """A 3-task run whose live accuracy right after learning task k is ``diagonal[k]``."""
+    run = _run(strategy, seed, tasks=("t1", "t2", "t3"))
+    for k, value in enumerate(diagonal):
+        run.results.record("live", k + 1, k, value)
+    return run
+
+
+def test_intransigence_is_measured_against_the_joint_runs_diagonal(tmp_path):
+    joint = [_matrix_run("joint", 0, [0.9, 0.8, 0.7]), _matrix_run("joint", 1, [0.9, 0.6, 0.9])]  # a* = 0.9, 0.7, 0.8
+    ewc = [_matrix_run("ewc", 0, [0.9, 0.5, 0.5]), _matrix_run("ewc", 1, [0.9, 0.7, 0.2])]
+    comparison = write_comparison([*joint, *ewc], tmp_path)
+    rows = {row.strategy: row for row in comparison.rows}
+    # by hand: seed 0: (0 + 0.2 + 0.3) / 3; seed 1: (0 + 0 + 0.6) / 3
+    by_seed = [(0.0 + 0.2 + 0.3) / 3, (0.0 + 0.0 + 0.6) / 3]
+    assert rows["ewc"].stats["intransigence"].mean == pytest.approx(statistics.mean(by_seed))
+    assert rows["ewc"].stats["intransigence"].std == pytest.approx(statistics.stdev(by_seed))
+    assert rows["joint"].stats["intransigence"].mean == pytest.approx(0.0)
+    assert "| intransigence |" in comparison.table
+    without_joint = write_comparison(ewc, tmp_path / "no-joint")
+    assert "intransigence" not in without_joint.table and "intransigence" not in without_joint.rows[0].stats

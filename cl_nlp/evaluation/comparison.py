@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from cl_nlp.errors import UserError
 from cl_nlp.evaluation.compare_plots import plot_final_matrices, plot_forgetting_curves
+from cl_nlp.evaluation.metrics import intransigence
 from cl_nlp.evaluation.results import Results
 from cl_nlp.evaluation.summary_table import SummaryRow, format_markdown, summarize, summary_metrics, write_csv
 
@@ -86,6 +89,25 @@ def group_runs(runs: list[ComparedRun]) -> dict[str, list[ComparedRun]]:
     return groups
 
 
+def finals_with_intransigence(groups: dict[str, list[ComparedRun]]) -> dict[str, list[dict[str, float]]]:
+    """Each group's final metrics, plus ``final/intransigence`` where joint runs give the ceiling.
+
+    Intransigence (Chaudhry et al. 2018) of a run: the mean over tasks k of a*_k − R[k][k], with
+    a*_k the joint runs' live accuracy on task k right after training on tasks ≤ k (averaged over
+    their seeds) and R[k][k] the run's own. Positive: the run learns new tasks worse than joint
+    training would. Joint runs get theirs too (about zero: their spread over seeds).
+    """
+    finals = {label: [dict(r.final) for r in members] for label, members in groups.items()}
+    joint = [r for members in groups.values() for r in members if r.strategy == "joint"]
+    if not joint:
+        return finals
+    ceiling = np.nanmean([np.diag(r.results.matrix("live")) for r in joint], axis=0)
+    for label, members in groups.items():
+        for final, r in zip(finals[label], members):
+            final["final/intransigence"] = float(np.nanmean(intransigence(r.results.matrix("live"), ceiling)))
+    return finals
+
+
 @dataclass
 class Comparison:
     """What :func:`write_comparison` produced."""
@@ -109,7 +131,7 @@ def write_comparison(runs: list[ComparedRun], folder: str | Path, matrix: str = 
     for r in runs:
         if r.strategy is not None and r.status != "FINISHED":
             failed[r.strategy] = failed.get(r.strategy, 0) + 1
-    rows = summarize({label: [r.final for r in members] for label, members in groups.items()}, failed)
+    rows = summarize(finals_with_intransigence(groups), failed)
     table = format_markdown(rows)
     tasks = kept[0].results.task_names
     missing = [r.name for r in kept if matrix not in r.results.matrices]

@@ -25,6 +25,10 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("final/recoverable_share", "recoverable share", "recoverable_share"),
     ("final/train_seconds", "train time (s)", "train_seconds"),
 )
+# Derived by the comparison rather than logged by each run; a column only where some run has it.
+OPTIONAL_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("final/intransigence", "intransigence", "intransigence"),
+)
 
 
 @dataclass(frozen=True)
@@ -59,12 +63,19 @@ class SummaryRow:
 def summarize(finals: dict[str, list[dict[str, float]]], failed: dict[str, int] | None = None) -> list[SummaryRow]:
     """One row per strategy (in the given order) from the final metrics of its finished runs."""
     failed = failed or {}
+    columns = COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if any(c[0] in m for runs in finals.values() for m in runs))
     rows = []
     for strategy in dict.fromkeys([*finals, *failed]):
         runs = finals.get(strategy, [])
-        stats = {short: mean_std([m.get(key, float("nan")) for m in runs]) for key, _, short in COLUMNS}
+        stats = {short: mean_std([m.get(key, float("nan")) for m in runs]) for key, _, short in columns}
         rows.append(SummaryRow(strategy, len(runs), failed.get(strategy, 0), stats))
     return rows
+
+
+def columns_of(rows: list[SummaryRow]) -> tuple[tuple[str, str, str], ...]:
+    """The columns the rows hold: every fixed one, and the optional ones :func:`summarize` found."""
+    present = rows[0].stats if rows else {}
+    return COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if c[2] in present)
 
 
 def _spec(short: str) -> str:
@@ -85,24 +96,26 @@ def format_cell(stat: Stat, runs: int, spec: str = ".3f") -> str:
 
 def format_markdown(rows: list[SummaryRow]) -> str:
     """The table as GitHub markdown (also readable printed in a terminal)."""
-    headers = ["strategy", "seeds", *[header for _, header, _ in COLUMNS]]
+    columns = columns_of(rows)
+    headers = ["strategy", "seeds", *[header for _, header, _ in columns]]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for row in rows:
         seeds = str(row.runs) + (f" ({row.failed} failed)" if row.failed else "")
-        cells = [format_cell(row.stats[short], row.runs, _spec(short)) for _, _, short in COLUMNS]
+        cells = [format_cell(row.stats[short], row.runs, _spec(short)) for _, _, short in columns]
         lines.append("| " + " | ".join([row.strategy, seeds, *cells]) + " |")
     return "\n".join(lines)
 
 
 def write_csv(rows: list[SummaryRow], path: str | Path) -> None:
     """Full-precision CSV: ``<metric>_mean``, ``<metric>_std``, ``<metric>_n`` per column."""
+    columns = columns_of(rows)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["strategy", "runs", "failed", *[f"{short}_{part}" for _, _, short in COLUMNS
+        w.writerow(["strategy", "runs", "failed", *[f"{short}_{part}" for _, _, short in columns
                                                    for part in ("mean", "std", "n")]])
         for row in rows:
             cells: list[object] = []
-            for _, _, short in COLUMNS:
+            for _, _, short in columns:
                 s = row.stats[short]
                 cells += ["" if math.isnan(s.mean) else repr(s.mean), "" if math.isnan(s.std) else repr(s.std), s.n]
             w.writerow([row.strategy, row.runs, row.failed, *cells])
@@ -112,7 +125,7 @@ def summary_metrics(rows: list[SummaryRow]) -> dict[str, float]:
     """``summary/<strategy>/<metric>_mean`` and ``_std`` for logging (NaN cells are left out)."""
     out = {}
     for row in rows:
-        for _, _, short in COLUMNS:
+        for _, _, short in columns_of(rows):
             s = row.stats[short]
             out[f"summary/{row.strategy}/{short}_mean"] = s.mean
             out[f"summary/{row.strategy}/{short}_std"] = s.std
