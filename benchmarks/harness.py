@@ -78,13 +78,20 @@ def make_trainer(bench: Bench, cfg: TrainConfig, strategy: str = "naive", option
 
 
 def alternate(contenders: dict[str, Callable[[], float | None]], reps: int,
-              log: Callable[[str], None] = print) -> dict[str, list[float]]:
+              log: Callable[[str], None] = print, warmup: Callable[[], object] | None = None) -> dict[str, list[float]]:
     """Run each contender ``reps`` times, alternating the order every round (ABBA...).
 
     A contender returns the seconds to count, or ``None`` to count its whole wall time.
+    ``warmup`` runs once first, untimed: the first run in a process pays one-time costs (lazy
+    imports, first-touch page faults, allocator growth) that would otherwise land on whichever
+    contender happens to go first.
     """
     names = list(contenders)
     out: dict[str, list[float]] = {n: [] for n in names}
+    if warmup is not None:
+        t0 = time.perf_counter()
+        warmup()
+        log(f"  warm-up (not counted): {time.perf_counter() - t0:.2f}s")
     for r in range(reps):
         for name in (names if r % 2 == 0 else names[::-1]):
             t0 = time.perf_counter()

@@ -1,6 +1,6 @@
 """What continual-learning strategies, probes and MLflow cost on top of naive fine-tuning.
 
-Run (from the repository root; about 6 minutes on 2 quiet cores)::
+Run (from the repository root; about 14 minutes on 2 quiet cores)::
 
     .venv/bin/python benchmarks/strategy_overheads.py
 
@@ -21,6 +21,9 @@ one process:
   ``import mlflow`` included) over the run's wall time. Timing the calls themselves, rather than
   subtracting two runs' wall times, keeps the measurement clear of a shared machine's drift;
 * probes: the share of each naive run spent in ``probe_seconds/*`` (the evaluator's timings).
+
+One untimed naive run warms the process up first. Each strategy's ratio is the median over
+rounds of its time per task over naive's *in the same round*, so drift between rounds cancels.
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ def main() -> None:
     size = (["stream.n_tasks=2", "stream.classes_per_task=3", "stream.train_per_class=8", "stream.test_per_class=4",
              "train.epochs=1", "eval.probe_per_class=4"] if args.quick else
             ["stream.n_tasks=3", "stream.classes_per_task=10", "stream.train_per_class=40", "train.epochs=2"])
-    reps = args.reps or (1 if args.quick else 2)
+    reps = args.reps or (1 if args.quick else 3)
     present = [s for s in WANTED if s in strategy_names()]
     missing = [s for s in WANTED if s not in present]
     counts: dict[str, list[int]] = {}
@@ -89,8 +92,8 @@ def main() -> None:
           f"{f' (not registered: {missing})' if missing else ''}; {load_note()}")
 
     with tempfile.TemporaryDirectory() as tmp:
-        def contender(strategy: str, mlflow: bool = False):
-            name = strategy + ("+mlflow" if mlflow else "")
+        def contender(strategy: str, mlflow: bool = False, name: str | None = None):
+            name = name or strategy + ("+mlflow" if mlflow else "")
 
             def go() -> float:
                 counts.setdefault(name, []).append(0)
@@ -115,7 +118,7 @@ def main() -> None:
 
         contenders = {s: contender(s) for s in ["naive", *present]}
         contenders["naive+mlflow"] = contender("naive", mlflow=True)
-        wall = alternate(contenders, reps)
+        wall = alternate(contenders, reps, warmup=contender("naive", name="warm-up"))
 
     def per_task(name: str) -> list[float]:
         out = []
@@ -124,7 +127,10 @@ def main() -> None:
             out.append(sum(train) / len(train))
         return out
 
-    base = median(per_task("naive"))
+    def paired(name: str) -> float:
+        """Median over rounds of (name / naive) in the same round: drift between rounds cancels."""
+        return median([a / b for a, b in zip(per_task(name), per_task("naive"))])
+
     print(f"\n{'':14} {'s per task (median, min-max)':30} {'examples trained':>16}  run s")
     for name in contenders:
         print(f"{name:14} {spread(per_task(name)):30} {median(counts[name]):16.0f}  {spread(wall[name])}")
@@ -133,11 +139,11 @@ def main() -> None:
           f"MLflow calls took {spread(mlflow_seconds)} s per run")
     print(f"after: {load_note()}")
     targets = {"ewc": "(target <= 1.10)", "lora-merge": ""}
-    rows = [(f"{s} / naive, wall per task", median(per_task(s)) / base, targets.get(s, "")) for s in present]
+    rows = [(f"{s} / naive, wall per task", paired(s), targets.get(s, "")) for s in present]
     if "replay" in present:
         data = median(counts["replay"]) / median(counts["naive"])
         rows.append(("replay data share (examples / naive's)", data, ""))
-        rows.append(("replay wall ratio / data share", median(per_task("replay")) / base / data, "(target <= 1.00)"))
+        rows.append(("replay wall ratio / data share", paired("replay") / data, "(target <= 1.00)"))
     rows.append(("probe share of a naive run", median(shares), "(target <= 0.30 of a default run)"))
     rows.append(("MLflow share of a naive run", median([m / w for m, w in zip(mlflow_seconds, mlflow_runs)]),
                  "(seconds inside the tracker / run; target <= 0.02)"))
