@@ -78,3 +78,15 @@ def test_eval_throughput_quick_prints_its_ratios_last(tiny_model, monkeypatch):
     assert float(last[1].split()[-1]) > 0
     assert last[2].split()[:4] == ["same", "predictions", "(share)", "1.000"]
     assert np.isfinite(hardware.matmul_rate(64, 64, 64, seconds=0.01))
+
+
+def test_ewc_step_benchmark_runs_quick_and_prints_its_ratios_last(tiny_model, monkeypatch, capsys):
+    import ewc_step
+
+    monkeypatch.setattr(sys, "argv", ["ewc_step.py", "--quick", "--model", tiny_model])
+    ewc_step.main()
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-4].startswith("== EWC on a default-sized task")
+    name, value = out[-1].split("  (")[0].rsplit(None, 1)
+    assert name.strip() == "EWC / naive, wall per default task"
+    assert float(value) > 1.0  # the penalty and the Fisher cost something
