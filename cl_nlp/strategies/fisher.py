@@ -38,7 +38,7 @@ from torch import nn
 from cl_nlp.batching import Examples, collate
 from cl_nlp.distributed import process_layout, share, sum_across_processes
 from cl_nlp.heads import training_logits
-from cl_nlp.strategies.per_example import SquaredGradientSums, Unsupported, covers
+from cl_nlp.strategies.per_example import SquaredGradientSums, Unsupported
 
 FisherKind = Literal["empirical", "true"]
 
@@ -97,11 +97,11 @@ def fisher_diagonal(model: nn.Module, examples: Examples, names: Iterable[str], 
     model.eval()
     try:
         fisher = None
-        if batch_size is not None and covers(model, names):
+        if batch_size is not None:
             try:
                 fisher = _batched(model, examples, mine, names, pad_id, classes, scenario, uniforms, batch_size)
-            except Unsupported:  # e.g. a module this forward calls twice: take the exact slow path
-                fisher = None
+            except Unsupported:  # a parameter it cannot see, a module run twice, ...: take the exact slow path
+                pass
         if fisher is None:
             fisher = _one_by_one(model, examples, mine, names, pad_id, classes, scenario, uniforms)
     finally:
@@ -129,12 +129,13 @@ def _log_likelihood_terms(model, batch, classes, scenario, uniforms) -> torch.Te
 
 
 def _batched(model, examples, mine, names, pad_id, classes, scenario, uniforms, batch_size):
+    squares = SquaredGradientSums(model, names)  # raises Unsupported for a parameter it cannot see
     device = next(model.parameters()).device
     for p in model.parameters():  # the hooks read layer inputs and output gradients, not .grad
         p.requires_grad_(False)
     lengths = np.array([len(examples.input_ids[i]) for i in mine])
     order = np.asarray(mine)[np.argsort(lengths, kind="stable")]  # similar lengths batch with little padding
-    with SquaredGradientSums(model, names) as squares:
+    with squares:
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size].tolist()
             batch = {k: v.to(device) for k, v in collate(examples.subset(chunk), pad_id).items()}
