@@ -26,7 +26,7 @@ import cl_nlp
 from cl_nlp.evaluation.comparison import ComparedRun, Comparison, echo_comparison, log_comparison, write_comparison
 from cl_nlp.config import ComponentConfig, ExperimentConfig, flatten, parse_override
 from cl_nlp.errors import UserError
-from cl_nlp.tracking import MlflowTracker, Tracker, git_commit, make_tracker
+from cl_nlp.tracking import MlflowTracker, Tracker, git_commit, make_tracker, ui_hint
 
 
 def parse_names(text: str, what: str) -> list[str]:
@@ -229,7 +229,8 @@ def _finish(outcome: SweepOutcome, parent: Tracker, folder: Path, echo: Callable
     if failed:
         echo(f"\n{len(failed)} of {len(outcome.children)} runs failed:\n" + "\n".join("  " + n for n in notes))
     if parent.run_id:
-        echo(f"MLflow parent run {parent.run_id}; compare view: `mlflow ui`, then {parent.compare_url()}")
+        echo(f"MLflow parent run {parent.run_id}")
+        echo(ui_hint(parent))
 
 
 def _child_line(child: ComparedRun) -> str:
