@@ -92,9 +92,9 @@ def group_runs(runs: list[ComparedRun]) -> dict[str, list[ComparedRun]]:
 def finals_with_intransigence(groups: dict[str, list[ComparedRun]]) -> dict[str, list[dict[str, float]]]:
     """Each group's final metrics, plus ``final/intransigence`` where joint runs give the ceiling.
 
-    Intransigence (Chaudhry et al. 2018) of a run: the mean over tasks k of a*_k − R[k][k], with
-    a*_k the joint runs' live accuracy on task k right after training on tasks ≤ k (averaged over
-    their seeds) and R[k][k] the run's own. Positive: the run learns new tasks worse than joint
+    Intransigence (Chaudhry et al. 2018) of a run: the mean over tasks k of ``a*_k − R[k][k]``, with
+    ``a*_k`` the joint runs' live accuracy on task k right after training on tasks ≤ k (averaged over
+    their seeds) and ``R[k][k]`` the run's own. Positive: the run learns new tasks worse than joint
     training would. Joint runs get theirs too (about zero: their spread over seeds).
     """
     finals = {label: [dict(r.final) for r in members] for label, members in groups.items()}
