@@ -101,11 +101,11 @@ class RunProgress:
     """Shows the progress of one run and estimates when it ends (see the module docstring).
 
     ``echo`` receives the plain lines (the run's own output stream); ``clock`` is injectable
-    for tests.
+    for tests; ``whole_run=False`` (a trainer used on its own) leaves the task count out of labels.
     """
 
     def __init__(self, plan: WorkPlan, echo: Callable[[str], None] = print, mode: Mode = "lines",
-                 interval: float | None = None, clock: Callable[[], float] = time.monotonic):
+                 interval: float | None = None, clock: Callable[[], float] = time.monotonic, whole_run: bool = True):
         self.plan = plan
         self.echo = echo
         self.mode = mode
@@ -113,6 +113,7 @@ class RunProgress:
         self.clock = clock
         self.started = self.last_event = self.last_line = clock()
         self.stages = len(plan.train_steps) - 1
+        self.whole_run = whole_run
         self.done = {"train": [0] * (self.stages + 1), "eval": [0] * (self.stages + 1)}
         self.seconds = {"train": 0.0, "eval": 0.0}
         self.units = {"train": 0, "eval": 0}
@@ -208,9 +209,10 @@ class RunProgress:
 
     def _label(self) -> str:
         kind, stage = self.phase or ("eval", 0)
+        task = f"task {stage}/{self.stages}" if self.whole_run else f"task {stage}"
         if kind == "train":
-            return f"task {stage}/{self.stages} {self.task}: training"
-        return "evaluating before training" if stage == 0 else f"task {stage}/{self.stages}: evaluating"
+            return f"{task} {self.task}: training"
+        return "evaluating before training" if stage == 0 else f"{task}: evaluating"
 
     def _status(self) -> str:
         kind, stage = self.phase or ("eval", 0)
@@ -263,7 +265,7 @@ def training_bar(trainer: Any, index: int, name: str, total_steps: int) -> Train
         show = getattr(trainer, "show_progress", None) if main else False
         steps = [0] * (index + 2)
         progress = RunProgress(WorkPlan(steps, [0] * (index + 2)), lambda line: print(line, flush=True),
-                               resolve_mode(show))
+                               resolve_mode(show), whole_run=False)
     return progress.training(index + 1, name, total_steps)
 
 

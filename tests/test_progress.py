@@ -99,3 +99,18 @@ def test_a_run_logged_to_a_file_shows_progress_during_evaluation_and_training(ti
     stage_line = first(r"stage 1/2 clinc1: .*; run \d+s so far")
     assert start < during_eval < train_start < during_train < eval_after < stage_line
     assert first(r"task 2/2 clinc2: training step") > stage_line
+
+
+def test_a_trainer_used_on_its_own_shows_its_task_without_a_run_around_it(capsys):
+    from types import SimpleNamespace
+
+    from cl_nlp.progress import training_bar
+
+    trainer = SimpleNamespace(show_progress=None, accelerator=SimpleNamespace(is_main_process=True))
+    bar = training_bar(trainer, 2, "clinc3", 10)  # no trainer.progress: a display of its own
+    bar.update(1)
+    bar.close()
+    assert capsys.readouterr().out.splitlines()[0].endswith("] task 3 clinc3: training: 10 steps")
+    silent = SimpleNamespace(show_progress=True, accelerator=SimpleNamespace(is_main_process=False))
+    training_bar(silent, 0, "clinc1", 10).update(1)  # not the main process: nothing at all
+    assert capsys.readouterr() == ("", "")
