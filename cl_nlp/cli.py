@@ -8,6 +8,7 @@ interrupted (Ctrl-C or SIGTERM; resume with ``--resume``).
 
 from __future__ import annotations
 
+import shlex
 import signal
 import sys
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import click
 
 from cl_nlp.errors import UserError
+from cl_nlp.runtime import configure_openmp
 
 
 def _strategy_help() -> str:
@@ -29,12 +31,9 @@ def _stream_help() -> str:
     return "Stream name (" + ", ".join(stream_names()) + "); see `cl-nlp streams`."
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
-@click.version_option(package_name="cl-nlp")
-@click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
-    """cl-nlp: continual learning for NLP.
+# The `mlflow ui` hint names this interpreter: a bare `mlflow` is not on PATH unless the
+# virtual environment is active.
+_CLI_HELP = """cl-nlp: continual learning for NLP.
 
     Fine-tune an encoder on a stream of tasks with a strategy (naive, ...), measure how much of
     each earlier task is retained after every task, and log everything to MLflow.
@@ -42,8 +41,17 @@ def cli(ctx: click.Context, debug: bool) -> None:
     \b
     Quick start (offline, embedded MiniLM, CLINC150 in 5 class-incremental tasks):
       cl-nlp run --strategy naive
-      mlflow ui   # then open the printed compare link
+      {python} -m mlflow ui --backend-store-uri sqlite:///mlflow.db
+      # then open the compare link the run printed
     """
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             help=_CLI_HELP.format(python=shlex.quote(sys.executable)))
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+@click.version_option(package_name="cl-nlp")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
 
@@ -65,9 +73,14 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--resume", "resume_dir", default=None, metavar="RUN_DIR",
               help="Continue an interrupted run from its last checkpoint (its config.yaml; --set may change "
                    "e.g. train.lr, not the stream, strategy, model or seed).")
+@click.option("--keep-checkpoint", is_flag=True,
+              help="Keep the resume checkpoint (~90 MB for MiniLM) once the run finished (save.keep_checkpoint).")
+@click.option("--save-model", is_flag=True,
+              help="Write the final model to RUN_DIR/model/: a Hugging Face folder plus the head (save.model).")
 def run(strategy: str | None, stream: str | None, config_path: str | None, model: str | None, seed: int | None,
         overrides: tuple[str, ...], output: str | None, run_name: str | None, tracking_uri: str | None,
-        experiment: str | None, no_tracking: bool, resume_dir: str | None) -> None:
+        experiment: str | None, no_tracking: bool, resume_dir: str | None, keep_checkpoint: bool,
+        save_model: bool) -> None:
     """Train a strategy on a stream and measure forgetting after every task.
 
     Prints the accuracy matrix (rows: after training on task i; columns: task j) with ACC,
@@ -75,7 +88,8 @@ def run(strategy: str | None, stream: str | None, config_path: str | None, model
     run to MLflow (metrics acc/<task> with step = tasks learned draw the forgetting curves).
 
     A checkpoint is written after every task; an interrupted run continues with
-    `cl-nlp run --resume RUN_DIR`. Exit status: 0 done; 2 bad input or a failed run (one
+    `cl-nlp run --resume RUN_DIR`. Once the run finished its checkpoint is removed
+    (--keep-checkpoint keeps it). Exit status: 0 done; 2 bad input or a failed run (one
     `error:` line); 3 done with every result in the run folder, but MLflow logging failed on the way.
 
     \b
@@ -87,11 +101,16 @@ def run(strategy: str | None, stream: str | None, config_path: str | None, model
     from cl_nlp.config import load_config
     from cl_nlp.experiment import run_experiment
 
-    extra = list(overrides)
+    extra = list(overrides) + _save_overrides(keep_checkpoint, save_model)
     if no_tracking:
         extra.append("tracking.enabled=false")
     if resume_dir is not None:
         from cl_nlp.checkpoint import resume_config
+        from cl_nlp.run_outputs import finished_without_checkpoint
+
+        if finished_without_checkpoint(resume_dir):
+            raise UserError(f"--resume {resume_dir}: the run finished and its checkpoint was removed at the end; there "
+                            "is nothing to resume (start a new run; --keep-checkpoint keeps a finished run's checkpoint)")
 
         given = {"--strategy": strategy, "--stream": stream, "--config": config_path, "--model": model, "--seed": seed,
                  "--output": output, "--run-name": run_name, "--experiment": experiment}
@@ -114,6 +133,10 @@ def run(strategy: str | None, stream: str | None, config_path: str | None, model
         click.echo(f"warning: the run finished and {outcome.run_dir} holds every result, but MLflow logging failed "
                    f"({outcome.tracking_error}); exit status 3", err=True)
         sys.exit(3)
+
+
+def _save_overrides(keep_checkpoint: bool, save_model: bool) -> list[str]:
+    return (["save.keep_checkpoint=true"] if keep_checkpoint else []) + (["save.model=true"] if save_model else [])
 
 
 def _terminate_as_interrupt():
@@ -209,7 +232,8 @@ def _options_of(command: click.Command, names: tuple[str, ...]):
     return attach
 
 
-@_options_of(run, ("stream", "config_path", "model", "overrides", "output", "tracking_uri", "experiment", "no_tracking"))
+@_options_of(run, ("stream", "config_path", "model", "overrides", "output", "tracking_uri", "experiment", "no_tracking",
+                   "keep_checkpoint", "save_model"))
 @cli.command()
 @click.option("--strategies", "strategy_list", required=True, metavar="NAMES",
               help="Comma-separated strategies, e.g. naive,ewc,replay; see `cl-nlp strategies`.")
@@ -223,7 +247,7 @@ def _options_of(command: click.Command, names: tuple[str, ...]):
 def sweep(ctx: click.Context, strategy_list: str, seed_list: str, strategy_sets: tuple[str, ...],
           run_name: str | None, stream: str | None, config_path: str | None, model: str | None,
           overrides: tuple[str, ...], output: str | None, tracking_uri: str | None, experiment: str | None,
-          no_tracking: bool) -> None:
+          no_tracking: bool, keep_checkpoint: bool, save_model: bool) -> None:
     """Run a grid of strategies x seeds as child runs of one MLflow parent run, then compare them.
 
     Every child is a complete `cl-nlp run` with the same configuration (the run options below,
@@ -247,7 +271,7 @@ def sweep(ctx: click.Context, strategy_list: str, seed_list: str, strategy_sets:
     strategies_ = parse_names(strategy_list, "strategies")
     seeds = parse_seeds(seed_list)
     per_strategy = parse_strategy_sets(strategy_sets, strategies_)
-    extra = list(overrides) + (["tracking.enabled=false"] if no_tracking else [])
+    extra = list(overrides) + _save_overrides(keep_checkpoint, save_model) + (["tracking.enabled=false"] if no_tracking else [])
     cfg = load_config(config_path, extra, stream=stream, model=model)
     _apply_string_overrides(cfg, output, run_name, tracking_uri, experiment)
     previous = _terminate_as_interrupt()  # a scheduler's stop ends the sweep like Ctrl-C: parent KILLED
@@ -313,6 +337,7 @@ def quiet_libraries() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: runs the click group, turning bad input into one line."""
     args = sys.argv[1:] if argv is None else argv
+    configure_openmp()  # before anything imports torch: libgomp reads its settings when it loads
     quiet_libraries()
     debug = "--debug" in args
     try:

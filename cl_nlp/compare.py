@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cl_nlp.errors import UserError
-from cl_nlp.evaluation.comparison import ComparedRun, Comparison, echo_comparison, log_comparison, write_comparison
+from cl_nlp.evaluation.comparison import (ComparedRun, Comparison, echo_comparison, log_comparison, plural,
+                                          write_comparison)
 from cl_nlp.evaluation.results import Results
 
 # Metric-key prefix of each matrix: what rebuilds a matrix from metric histories.
@@ -125,7 +126,7 @@ def compare_from_mlflow(uri: str | None, run_ids: tuple[str, ...] = (), parent: 
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or mlflow.get_tracking_uri()
     client = MlflowClient(tracking_uri=uri)
     found = find_runs(client, tuple(run_ids), parent, experiment, filter_string)
-    echo(f"comparing {len(found)} runs from {uri}")
+    echo(f"comparing {plural(len(found), 'run')} from {uri}")
     runs = [load_run(client, r) for r in found]
     title = f"Comparison of {'the children of run ' + parent if parent else experiment or 'selected runs'}"
     comparison = write_comparison(runs, output, matrix, title)

@@ -85,6 +85,14 @@ class TrackingConfig:
 
 
 @dataclass
+class SaveConfig:
+    """What a finished run keeps in its folder besides its results."""
+
+    keep_checkpoint: bool = field(default=False, metadata={"help": "keep checkpoints/ (resume state, ~90 MB for MiniLM) after the run finished"})
+    model: bool = field(default=False, metadata={"help": "write the final model to <run>/model/: a Hugging Face folder plus the head"})
+
+
+@dataclass
 class ComponentConfig:
     """A registered component chosen by ``name`` plus its own options (validated by its registry)."""
 
@@ -105,6 +113,7 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    save: SaveConfig = field(default_factory=SaveConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Nested plain dict in the YAML layout (component options inlined beside ``name``)."""
@@ -112,12 +121,13 @@ class ExperimentConfig:
         for key in ("stream", "strategy"):
             comp: ComponentConfig = getattr(self, key)
             out[key] = {"name": comp.name, **comp.options}
-        for key in ("model", "train", "eval", "tracking"):
+        for key in ("model", "train", "eval", "tracking", "save"):
             out[key] = dataclasses.asdict(getattr(self, key))
         return out
 
 
-_SECTIONS = {"model": ModelConfig, "train": TrainConfig, "eval": EvalConfig, "tracking": TrackingConfig}
+_SECTIONS = {"model": ModelConfig, "train": TrainConfig, "eval": EvalConfig, "tracking": TrackingConfig,
+             "save": SaveConfig}
 _TOP_LEVEL = {"seed": int, "output": str, "run_name": (str, type(None))}
 
 

@@ -18,12 +18,12 @@ from typing import Callable
 
 import numpy as np
 import torch
-import yaml
 
 import cl_nlp
 from cl_nlp.batching import encode
 from cl_nlp.checkpoint import Checkpoint, find_resumable, latest_checkpoint, restore_checkpoint, save_checkpoint
 from cl_nlp.config import ExperimentConfig, flatten
+from cl_nlp.dataset_inputs import task_datasets
 from cl_nlp.distributed import is_main_process, main_process_time
 from cl_nlp.errors import UserError
 from cl_nlp.evaluation.evaluator import Evaluator, ProbeSettings
@@ -33,10 +33,12 @@ from cl_nlp.evaluation.retention import final_retention_metrics
 from cl_nlp.evaluation.verdict import closing_note, write_run_report
 from cl_nlp.heads import task_class_matrix
 from cl_nlp.models import EMBEDDED_MODEL, build_model, load_tokenizer, resolve_model_path
+from cl_nlp.progress import RunProgress, plan_run, resolve_mode
+from cl_nlp.run_outputs import TABLE_FILE, accuracy_table, finish_folder, resolved_config, write_config
 from cl_nlp.strategies import StrategyContext, build_strategy, strategy_options
 from cl_nlp.streams import Stream, build_stream, stream_options
 from cl_nlp.run_lock import RunFolderLock
-from cl_nlp.tracking import Tracker, git_commit, make_tracker
+from cl_nlp.tracking import Tracker, git_commit, make_tracker, ui_hint
 from cl_nlp.training import NonFiniteLoss, StageReport, TaskData, Trainer, make_accelerator
 
 
@@ -105,9 +107,11 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
         tracker = tracker or make_tracker(cfg.tracking.enabled, tracking_uri(cfg, ckpt), cfg.tracking.experiment)
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = RunFolderLock.acquire(run_dir)  # a second process on this folder is refused, not interleaved
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
     else:
         tracker, echo, lock = Tracker(), _quiet, None
+    resolved = resolved_config(cfg, run_name, getattr(tracker, "uri", None))  # config.yaml: the run name and URI used
+    if main:
+        write_config(run_dir, resolved)
 
     try:
         seed_everything(cfg.seed)
@@ -118,11 +122,12 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
         if ckpt and ckpt.run_id:
             tracker.resume(ckpt.run_id, ckpt.stage)
         else:
-            tracker.start(run_name, flatten(cfg.to_dict()), {
+            tracker.start(run_name, flatten(resolved), {
                 "strategy": cfg.strategy.name, "stream": cfg.stream.name, "scenario": stream.scenario,
                 "seed": str(cfg.seed), "model": cfg.model.name_or_path or EMBEDDED_MODEL,
                 "cl_nlp_version": cl_nlp.__version__, "git_commit": git_commit(), "run_dir": str(run_dir.resolve()),
             })
+            tracker.log_datasets(task_datasets(stream))  # the UI's Datasets column: each task's source and digest
         echo(f"run {run_name}: {cfg.strategy.name} on {stream.name} ({stream.scenario}, {len(stream)} tasks, "
              f"{stream.num_classes} classes) -> {run_dir}" + (f", resumed after task {ckpt.stage}" if ckpt else ""))
         write_status(run_dir, "RUNNING", results, tracker)
@@ -144,12 +149,19 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
                                   tokenizer.pad_token_id, cfg.seed, accelerator, show_progress)
             if ckpt:
                 restore_checkpoint(ckpt, trainer)
+            # Bars on a terminal, plain lines elsewhere, with the run's ETA (cl_nlp.progress).
+            progress = RunProgress(plan_run(data, evaluator, cfg.train.batch_size * accelerator.num_processes,
+                                            cfg.train.epochs, ckpt.stage if ckpt else 0),
+                                   echo, resolve_mode(show_progress) if main else "off")
+            evaluator.progress = progress.evaluation
+            trainer.progress = progress
 
             def after_stage(report: StageReport) -> None:
                 write_outputs(results, run_dir)
+                progress.close()
                 echo(f"  stage {report.stage}/{len(stream)} {report.task}: live acc {report.metrics['acc_avg']:.3f} "
                      f"(this task {report.metrics['acc/' + report.task]:.3f}), train {report.train_seconds:.0f}s, "
-                     f"eval {report.eval_seconds:.0f}s")
+                     f"eval {report.eval_seconds:.0f}s; {progress.timing()}")
 
             def checkpoint(report: StageReport) -> None:
                 if main:  # every process holds the same state
@@ -162,28 +174,33 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
             # from, after everything else done at this stage has drawn from the generators.
             trainer.stage_callbacks.append(checkpoint)
             trainer.fit(data, start_stage=ckpt.stage if ckpt else 0)
+            progress.close()
             seconds = time.perf_counter() - started
             results.timings["run_seconds"] = seconds
             write_outputs(results, run_dir)
             verdict = write_run_report(results, run_dir) if main else ""  # report.md, PNG figures, classification reports
             tracker.set_description(verdict)
             tracker.log_metrics(final_metrics(results), step=len(stream))
+            tracker.log_table(accuracy_table(results), TABLE_FILE)
+            kept = finish_folder(cfg, run_dir, trainer, tokenizer, stream) if main else None
+            # FINISHED before the folder's last upload, so MLflow's copy of status.json says so too.
+            write_status(run_dir, "FINISHED", results, tracker)
             tracker.log_artifact(run_dir)
         except BaseException as exc:  # the run (or its report) failed: recorded as such, then re-raised
             fail_run(exc, results, run_dir, tracker)
             raise
         tracker.end("FINISHED")
-        write_status(run_dir, "FINISHED", results, tracker)
+        write_status(run_dir, "FINISHED", results, tracker)  # again: the tracking time and any upload error
         echo("\nLive accuracy (rows: after training on task; columns: task evaluated)")
         echo(format_matrix(results, "live"))
         echo("\n" + format_summary(results))
         echo("\n" + closing_note(results, verdict))
-        echo(f"\nwall time {seconds:.0f}s; results in {run_dir}")
+        echo(f"\nwall time {seconds:.0f}s; results in {run_dir} ({kept})")
         if tracker.run_id and not tracker.error:
             total = time.perf_counter() - started
             echo(f"MLflow run {tracker.run_id} (experiment {cfg.tracking.experiment!r}; its calls took "
-                 f"{tracker.seconds:.1f}s, {100 * tracker.seconds / total:.1f}% of the run); "
-                 f"forgetting curves: `mlflow ui`, then {getattr(tracker, 'compare_url', lambda: '')()}")
+                 f"{tracker.seconds:.1f}s, {100 * tracker.seconds / total:.1f}% of the run)")
+            echo(ui_hint(tracker))
         return RunOutcome(run_dir, results, tracker.run_id, seconds, tracker.error)
     finally:
         if lock is not None:

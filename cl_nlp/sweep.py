@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Callable
 
 import cl_nlp
-from cl_nlp.evaluation.comparison import ComparedRun, Comparison, echo_comparison, log_comparison, write_comparison
+from cl_nlp.evaluation.comparison import (ComparedRun, Comparison, echo_comparison, log_comparison, plural,
+                                          write_comparison)
 from cl_nlp.config import ComponentConfig, ExperimentConfig, flatten, parse_override
 from cl_nlp.errors import UserError
-from cl_nlp.tracking import MlflowTracker, Tracker, git_commit, make_tracker
+from cl_nlp.tracking import MlflowTracker, Tracker, git_commit, make_tracker, ui_hint
 
 
 def parse_names(text: str, what: str) -> list[str]:
@@ -124,7 +125,8 @@ def run_sweep(base: ExperimentConfig, strategies: list[str], seeds: list[int],
                                 "git_commit": git_commit(), "run_dir": str(folder.resolve())})
     outcome = SweepOutcome(name, parent.run_id)
     grid = [(s, seed) for seed in seeds for s in strategies]
-    echo(f"sweep {name}: {len(strategies)} strategies x {len(seeds)} seeds = {len(grid)} runs on {base.stream.name}"
+    echo(f"sweep {name}: {plural(len(strategies), 'strategy', 'strategies')} x {plural(len(seeds), 'seed')} = {plural(len(grid), 'run')} "
+         f"on {base.stream.name}"
          + (f" (MLflow parent run {parent.run_id})" if parent.run_id else "") + f" -> {folder}")
     try:
         for k, (strategy, seed) in enumerate(grid, 1):
@@ -229,7 +231,8 @@ def _finish(outcome: SweepOutcome, parent: Tracker, folder: Path, echo: Callable
     if failed:
         echo(f"\n{len(failed)} of {len(outcome.children)} runs failed:\n" + "\n".join("  " + n for n in notes))
     if parent.run_id:
-        echo(f"MLflow parent run {parent.run_id}; compare view: `mlflow ui`, then {parent.compare_url()}")
+        echo(f"MLflow parent run {parent.run_id}")
+        echo(ui_hint(parent))
 
 
 def _child_line(child: ComparedRun) -> str:

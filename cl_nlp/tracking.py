@@ -12,7 +12,9 @@ from __future__ import annotations
 import http.client
 import math
 import os
+import shlex
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +27,11 @@ MAX_PARAM_LENGTH = 6000  # MLflow rejects longer parameter values
 # Run-folder entries not uploaded: checkpoints are resume state (the model's weights, for MiniLM
 # ~90 MB per run), not results; they stay in the run folder. ``.lock`` is the run's folder lock.
 NOT_ARTIFACTS = {"checkpoints", ".lock"}
+# MLflow 3's UI picks an experiment's view from this tag: without it, it opens the GenAI view
+# (traces, judges, prompts). "custom_model_development" is the value its selector calls
+# "Machine learning" (checked in the UI bundle of mlflow 3.17): the training-runs view.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 
 class Tracker:
@@ -51,6 +58,12 @@ class Tracker:
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         """Upload a file (or every file of a folder)."""
+
+    def log_table(self, columns: dict[str, list[Any]], artifact_file: str) -> None:
+        """A table artifact MLflow's UI shows as a table (``MlflowClient.log_table``); logged once."""
+
+    def log_datasets(self, datasets: list[Any]) -> None:
+        """Each task's data as a dataset input (:class:`cl_nlp.dataset_inputs.TaskDataset` objects)."""
 
     def set_description(self, text: str) -> None:
         """The run's description (``mlflow.note.content``): the verdict."""
@@ -145,7 +158,10 @@ class MlflowTracker(Tracker):
         started = time.perf_counter()
         try:
             if self.experiment_id is None:
-                self.experiment_id = self.client.create_experiment(self.experiment)
+                self.experiment_id = self.client.create_experiment(self.experiment,
+                                                                   tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+            else:
+                self._tag_experiment_kind()
             run_tags = {"mlflow.runName": run_name, **{k: str(v) for k, v in tags.items() if v is not None}}
             if self.parent_run_id:
                 run_tags["mlflow.parentRunId"] = self.parent_run_id
@@ -159,6 +175,15 @@ class MlflowTracker(Tracker):
                             "use --no-tracking to run without MLflow") from None
         finally:
             self.seconds += time.perf_counter() - started
+
+    def _tag_experiment_kind(self) -> None:
+        """Open an existing experiment in the training view too, unless someone chose its kind."""
+        try:
+            tags = self.client.get_experiment(self.experiment_id).tags or {}
+            if not tags.get(EXPERIMENT_KIND_TAG):
+                self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+        except Exception:  # e.g. no permission on a shared server's experiment: only the UI's first view is at stake
+            pass
 
     def resume(self, run_id: str, stage: int) -> None:
         started = time.perf_counter()
@@ -213,6 +238,19 @@ class MlflowTracker(Tracker):
             else:
                 self._call("upload artifacts", self.client.log_artifact, self.run_id, str(entry), artifact_path)
 
+    def log_table(self, columns: dict[str, list[Any]], artifact_file: str) -> None:
+        # log_table appends rows to an existing table: a run resumed after it finished logs nothing new.
+        def log() -> None:
+            if artifact_file not in {a.path for a in self.client.list_artifacts(self.run_id)}:
+                self.client.log_table(self.run_id, data=columns, artifact_file=artifact_file)
+
+        self._call("log table", log)
+
+    def log_datasets(self, datasets: list[Any]) -> None:
+        from cl_nlp.dataset_inputs import mlflow_dataset_inputs
+
+        self._call("log dataset inputs", lambda: self.client.log_inputs(self.run_id, mlflow_dataset_inputs(datasets)))
+
     def set_description(self, text: str) -> None:
         self._call("set description", self.client.set_tag, self.run_id, "mlflow.note.content", text)
 
@@ -234,6 +272,27 @@ class MlflowTracker(Tracker):
         """Deep link to MLflow's chart view, where ``acc/<task>`` draws one forgetting curve per task."""
         base = self.uri.rstrip("/") if self.uri.startswith(("http://", "https://")) else ui
         return f"{base}/#/experiments/{self.experiment_id}/runs?compareRunsMode=CHART"
+
+
+def ui_command(uri: str) -> str | None:
+    """``<this python> -m mlflow ui --backend-store-uri <uri>``: runs with the interpreter cl-nlp runs
+    under, so it works without an activated virtual environment; a relative sqlite path is made
+    absolute, so it works from any folder. ``None`` for ``http(s)`` URIs (a server is its own UI)."""
+    if uri.startswith(("http://", "https://")):
+        return None
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
+    return f"{shlex.quote(sys.executable)} -m mlflow ui --backend-store-uri {shlex.quote(uri)}"
+
+
+def ui_hint(tracker: Tracker) -> str:
+    """How to look at a run: the command serving a local store's UI (this interpreter), then the link."""
+    uri = getattr(tracker, "uri", None)
+    url = tracker.compare_url() if isinstance(tracker, MlflowTracker) else ""
+    command = ui_command(uri) if uri else None
+    if command is None:
+        return f"forgetting curves: {url}"
+    return f"forgetting curves: start MLflow's UI with\n  {command}\nthen open {url}"
 
 
 def make_tracker(enabled: bool, uri: str | None, experiment: str) -> Tracker:

@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from torch import nn
-from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from cl_nlp.allocator import keep_freed_memory
@@ -36,6 +35,7 @@ from cl_nlp.distributed import diverged, mean_across_processes, own_dropout_stre
 from cl_nlp.errors import UserError
 from cl_nlp.evaluation.evaluator import Evaluator
 from cl_nlp.heads import training_logits
+from cl_nlp.progress import training_bar
 from cl_nlp.strategies.base import ForwardOutput, Strategy
 from cl_nlp.streams.task import Task
 from cl_nlp.tracking import Tracker
@@ -211,9 +211,7 @@ class Trainer:
         plain = self.accelerator.unwrap_model(model)  # what the hooks see: the model, not its DDP wrapper
         running = torch.zeros((), device=self.device)
         since_log = 0
-        bar = tqdm(total=total_steps, desc=f"task {task.index + 1} {task.name}", unit="step", leave=False,
-                   disable=(None if self.show_progress is None else not self.show_progress)
-                   if self.accelerator.is_main_process else True)
+        bar = training_bar(self, task.index, task.name, total_steps)
         restore_shared_rng = own_dropout_stream(self.seed, task.index)
         for epoch in range(cfg.epochs):
             batches = train_batches(task_examples, global_batch, self.rng, cfg.length_grouping)

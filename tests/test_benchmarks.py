@@ -90,3 +90,18 @@ def test_ewc_step_benchmark_runs_quick_and_prints_its_ratios_last(tiny_model, mo
     name, value = out[-1].split("  (")[0].rsplit(None, 1)
     assert name.strip() == "EWC / naive, wall per default task"
     assert float(value) > 1.0  # the penalty and the Fisher cost something
+
+
+def test_beside_another_run_builds_both_conditions_and_reads_the_spin_count(tmp_path):
+    import beside_another_run as bench
+
+    passive = bench.command("passive", tmp_path, "a", ["train.epochs=1"], "/m")
+    spinning = bench.command("spinning", tmp_path, "b", ["train.epochs=1"], None)
+    assert passive[1:3] == ["-m", "cl_nlp.cli"]  # the command line as users start it
+    assert spinning[1:3] == ["-c", bench.SPINNING_CODE] and "import sys, torch;" in spinning[2]
+    assert passive[3:9] == ["run", "--output", str(tmp_path), "--run-name", "a", "--no-tracking"]
+    assert passive[-4:] == ["--model", "/m", "--set", "train.epochs=1"] and "--model" not in spinning
+    assert bench.spincount("  OMP_WAIT_POLICY = 'PASSIVE'\n  GOMP_SPINCOUNT = '0'\n") == "0"
+    assert bench.spincount("no display") is None
+    assert not any(k.startswith(("OMP_WAIT", "GOMP_")) for k in bench.environment("passive"))
+    assert bench.environment("spin:20000")["GOMP_SPINCOUNT"] == "20000" == bench.expected_spincount("spin:20000")

@@ -67,3 +67,10 @@ def test_bad_input_is_one_line_without_traceback(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip().startswith("error: unknown strategy 'nope'")
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_help_prints_an_mlflow_ui_command_that_works_without_an_active_environment():
+    out = subprocess.run([sys.executable, "-m", "cl_nlp.cli", "--help"], capture_output=True, text=True)
+    assert f"{sys.executable} -m mlflow ui --backend-store-uri sqlite:///mlflow.db" in out.stdout
+    run_help = subprocess.run([sys.executable, "-m", "cl_nlp.cli", "run", "--help"], capture_output=True, text=True)
+    assert "--keep-checkpoint" in run_help.stdout and "--save-model" in run_help.stdout

@@ -62,7 +62,7 @@ def _run(strategy, seed, stream="clinc-cil", tasks=("t1", "t2"), status="FINISHE
 
 
 def test_runs_of_different_streams_are_refused_with_a_filter_hint():
-    with pytest.raises(UserError, match="different streams .*clinc-cil: 1 runs, banking-cil: 1 runs.*--filter"):
+    with pytest.raises(UserError, match="different streams .*clinc-cil: 1 run, banking-cil: 1 run.*--filter"):
         select_runs([_run("naive", 0), _run("naive", 1, stream="banking-cil")])
     with pytest.raises(UserError, match="different task lists"):
         select_runs([_run("naive", 0), _run("naive", 1, tasks=("t1", "t2", "t3"))])
@@ -137,3 +137,10 @@ def test_intransigence_is_measured_against_the_joint_runs_diagonal(tmp_path):
     assert "| intransigence |" in comparison.table
     without_joint = write_comparison(ewc, tmp_path / "no-joint")
     assert "intransigence" not in without_joint.table and "intransigence" not in without_joint.rows[0].stats
+
+
+def test_counts_are_printed_in_good_grammar():
+    from cl_nlp.evaluation.comparison import plural
+
+    assert [plural(1, "finished run"), plural(2, "group"), plural(1, "strategy", "strategies"),
+            plural(3, "strategy", "strategies")] == ["1 finished run", "2 groups", "1 strategy", "3 strategies"]

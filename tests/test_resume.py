@@ -26,9 +26,10 @@ from cl_nlp.strategies.base import Strategy
 from cl_nlp.strategies.registry import _STRATEGIES, register_strategy
 from cl_nlp.tracking import Tracker
 
-# Three tasks, trained hard enough (lr 3e-3) that accuracies and weights move at every stage.
+# Three tasks, trained hard enough (lr 3e-3) that accuracies and weights move at every stage; the
+# finished runs keep their last checkpoint, whose weights the tests compare.
 TINY3 = ["stream.n_tasks=3", "stream.classes_per_task=3", "stream.train_per_class=8", "stream.test_per_class=4",
-         "train.epochs=2", "train.batch_size=8", "train.lr=0.003"]
+         "train.epochs=2", "train.batch_size=8", "train.lr=0.003", "save.keep_checkpoint=true"]
 
 
 def sets(*items: str) -> list[str]:

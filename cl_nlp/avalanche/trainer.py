@@ -23,13 +23,13 @@ from avalanche.core import SupervisedPlugin
 from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
 from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
-from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from cl_nlp.avalanche.benchmark import benchmark_from_examples
 from cl_nlp.avalanche.model import TextClassifierModule, task_incremental_module, unwrap_classifier
 from cl_nlp.avalanche.strategies import AvalancheStrategy
 from cl_nlp.errors import UserError
+from cl_nlp.progress import training_bar
 from cl_nlp.training import LOSS_LOG_EVERY, StageReport, TaskData, Trainer, make_optimizer
 
 
@@ -56,9 +56,9 @@ class ClNlpLoopPlugin(SupervisedPlugin):
         cfg = self.trainer.cfg
         total = max(1, len(strategy.dataloader) * cfg.epochs)  # the loader as replay plugins left it
         self.scheduler = get_linear_schedule_with_warmup(strategy.optimizer, int(cfg.warmup_ratio * total), total)
-        show = self.trainer.show_progress
-        self.bar = tqdm(total=total, desc=f"task {strategy.experience.current_experience + 1}", unit="step",
-                        disable=None if show is None else not show, leave=False)
+        index = strategy.experience.current_experience
+        names = getattr(getattr(self.trainer.evaluator, "results", None), "task_names", [])
+        self.bar = training_bar(self.trainer, index, names[index] if index < len(names) else f"experience {index}", total)
         self.running = torch.zeros((), device=strategy.device)
         self.since_log = 0
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
-from cl_nlp.evaluation.figures import TaskPanels, save_figure
+from cl_nlp.evaluation.figures import HeatmapPanels, TaskPanels
 
 
 def seed_mean_std(matrices: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -30,10 +29,6 @@ def seed_mean_std(matrices: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, n
         sq = np.where(finite, (stack - mean) ** 2, 0.0).sum(axis=0)
         std = np.where(count > 1, np.sqrt(sq / (count - 1)), np.nan)
     return mean, std, count
-
-
-def _save(fig: Figure, path: str | Path) -> Path:
-    return save_figure(fig, path, dpi=120)
 
 
 def plot_forgetting_curves(groups: dict[str, list[np.ndarray]], task_names: list[str], path: str | Path,
@@ -55,35 +50,33 @@ def plot_forgetting_curves(groups: dict[str, list[np.ndarray]], task_names: list
             band = np.isfinite(s)
             if band.any():
                 ax.fill_between(x[band], (y - s)[band], (y + s)[band], color=line.get_color(), alpha=0.2, lw=0)
-    return panels.finish(path, dpi=120, legend_cols=6)
+    return panels.finish(path, dpi=110)
 
 
 def plot_final_matrices(groups: dict[str, list[np.ndarray]], task_names: list[str], path: str | Path,
                         label: str = "accuracy") -> Path:
-    """Side-by-side heatmaps of each strategy's accuracy matrix, averaged over seeds.
+    """Heatmaps of each strategy's accuracy matrix, averaged over seeds, at most three a row.
 
     Rows: after training on task i; columns: task j; cells never measured are left blank.
     """
     n = len(task_names)
-    k = len(groups)
-    fig = Figure(figsize=(0.55 * n * k + 1.5 * k + 1.2, 0.5 * n + 1.6), layout="constrained")
-    axes = fig.subplots(1, k, squeeze=False)[0]
+    panels = HeatmapPanels(max(len(groups), 1), (n, n))
+    axes = panels.used()
     image = None
     short = [t[:8] for t in task_names]
-    for ax, (name, matrices) in zip(axes, groups.items()):
+    for k, (ax, (name, matrices)) in enumerate(zip(axes, groups.items())):
         mean, _, count = seed_mean_std(matrices)
         image = ax.imshow(np.ma.masked_invalid(mean), vmin=0.0, vmax=1.0, cmap="viridis")
         ax.set_title(f"{name} (n={int(count.max()) if count.size else 0})", fontsize=10)
         ax.set_xticks(range(n), short, rotation=90, fontsize=8)
         ax.set_yticks(range(n), short, fontsize=8)
         ax.set_xlabel("evaluated on task")
+        if k % panels.cols == 0:
+            ax.set_ylabel("after training on task")
         if n <= 12:
             for i in range(n):
                 for j in range(n):
                     if np.isfinite(mean[i, j]):
                         ax.text(j, i, f"{mean[i, j]:.2f}", ha="center", va="center", fontsize=7,
                                 color="black" if mean[i, j] > 0.6 else "white")
-    axes[0].set_ylabel("after training on task")
-    if image is not None:
-        fig.colorbar(image, ax=list(axes), shrink=0.8, label=label)
-    return _save(fig, path)
+    return panels.finish(image, path, dpi=110, label=label)

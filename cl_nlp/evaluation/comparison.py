@@ -64,7 +64,7 @@ def select_runs(runs: list[ComparedRun]) -> tuple[list[ComparedRun], list[str]]:
     for r in kept:
         streams[str(r.stream)] = streams.get(str(r.stream), 0) + 1
     if len(streams) > 1:
-        counts = ", ".join(f"{s}: {n} runs" for s, n in streams.items())
+        counts = ", ".join(f"{s}: {plural(n, 'run')}" for s, n in streams.items())
         raise UserError(f"the runs come from different streams ({counts}); compare one stream at a time, "
                         f"e.g. --filter \"tags.stream = '{next(iter(streams))}'\"")
     tasks = {tuple(r.results.task_names) for r in kept}
@@ -92,9 +92,9 @@ def group_runs(runs: list[ComparedRun]) -> dict[str, list[ComparedRun]]:
 def finals_with_intransigence(groups: dict[str, list[ComparedRun]]) -> dict[str, list[dict[str, float]]]:
     """Each group's final metrics, plus ``final/intransigence`` where joint runs give the ceiling.
 
-    Intransigence (Chaudhry et al. 2018) of a run: the mean over tasks k of a*_k − R[k][k], with
-    a*_k the joint runs' live accuracy on task k right after training on tasks ≤ k (averaged over
-    their seeds) and R[k][k] the run's own. Positive: the run learns new tasks worse than joint
+    Intransigence (Chaudhry et al. 2018) of a run: the mean over tasks k of ``a*_k − R[k][k]``, with
+    ``a*_k`` the joint runs' live accuracy on task k right after training on tasks ≤ k (averaged over
+    their seeds) and ``R[k][k]`` the run's own. Positive: the run learns new tasks worse than joint
     training would. Joint runs get theirs too (about zero: their spread over seeds).
     """
     finals = {label: [dict(r.final) for r in members] for label, members in groups.items()}
@@ -150,9 +150,15 @@ def write_comparison(runs: list[ComparedRun], folder: str | Path, matrix: str = 
     return Comparison(folder, rows, table, files, notes)
 
 
+def plural(n: int, noun: str, many: str | None = None) -> str:
+    """``1 run``, ``2 runs`` (``many`` where adding an s is wrong: ``2 strategies``)."""
+    return f"{n} {noun if n == 1 else many or noun + 's'}"
+
+
 def _report(title: str, kept: list[ComparedRun], groups: dict[str, list[ComparedRun]], table: str,
             notes: list[str], reading: str) -> str:
-    lines = [f"# {title}", "", f"Stream `{kept[0].stream}`, {len(kept)} finished runs in {len(groups)} groups. "
+    counts = f"{plural(len(kept), 'finished run')} in {plural(len(groups), 'group')}"
+    lines = [f"# {title}", "", f"Stream `{kept[0].stream}`, {counts}. "
              "Cells: mean ± sample std (ddof=1) over seeds of each run's `final/*` metrics.", "", table, "",
              f"## Forgetting curves ({reading}; mean over seeds, band ± 1 std)", "",
              "![forgetting curves](forgetting_curves.png)", "",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -56,7 +56,8 @@ class TaskPredictions:
 @torch.inference_mode()
 def predict(model: nn.Module, examples: Examples, task_classes: torch.Tensor, pad_id: int,
             batch_size: int = 128, device: torch.device | str = "cpu", hidden_layers: bool = False,
-            sort_by_length: bool = True, across_processes: bool = False) -> TaskPredictions:
+            sort_by_length: bool = True, across_processes: bool = False,
+            on_batch: Callable[[int], None] | None = None) -> TaskPredictions:
     """One forward pass per example gives both readings (task-agnostic and task-aware) and features.
 
     Batches are sorted by length (less padding; ``sort_by_length=False`` keeps the split's order,
@@ -65,6 +66,7 @@ def predict(model: nn.Module, examples: Examples, task_classes: torch.Tensor, pa
     With ``across_processes`` (data-parallel runs; every process must call it) the batches are
     dealt out to the processes in turn and the results summed back: each batch is computed as a
     single process computes it, so every process gets a single process's predictions.
+    ``on_batch(n)`` is told the size of each batch as it starts (progress displays).
     """
     was_training = model.training
     model.eval()
@@ -76,6 +78,8 @@ def predict(model: nn.Module, examples: Examples, task_classes: torch.Tensor, pa
     pooling = getattr(model, "pooling", "mean")
     index, count = process_layout() if across_processes else (0, 1)
     for k, (idx, part) in enumerate(eval_batches(examples, batch_size, sort_by_length)):
+        if on_batch is not None:
+            on_batch(len(idx))
         if k % count != index:
             continue  # another process's batch
         batch = {k: v.to(device) for k, v in collate(part, pad_id).items()}
@@ -128,8 +132,10 @@ class Evaluator:
     def __init__(self, results: Results, tests: list[Examples], task_classes: torch.Tensor, pad_id: int,
                  batch_size: int = 128, future_tasks: str = "next", device: torch.device | str = "cpu", *,
                  trains: list[Examples] | None = None, probes: ProbeSettings | None = None,
-                 class_names: list[str] | None = None):
+                 class_names: list[str] | None = None,
+                 progress: Callable[[int, str, int], None] | None = None):
         self.results = results
+        self.progress = progress  # progress(stage, what, examples): told of every batch (cl_nlp.progress)
         self.tests = tests
         self.task_classes = task_classes
         self.pad_id = pad_id
@@ -163,7 +169,8 @@ class Evaluator:
         for j in self.tasks_at(stage):
             probed = stage == 0 or j < stage
             p = predict(model, self.tests[j], self.task_classes, self.pad_id, self.batch_size, self.device,
-                        hidden_layers=layerwise and probed, across_processes=True)
+                        hidden_layers=layerwise and probed, across_processes=True,
+                        on_batch=self._progress(stage, f"{self.results.task_names[j]} test"))
             self.results.record("live", stage, j, p.accuracy(live))
             self.results.record("task_aware", stage, j, p.accuracy("aware"))
             if 0 < stage and j < stage:
@@ -184,6 +191,9 @@ class Evaluator:
         self.last_predictions = out
         return out
 
+    def _progress(self, stage: int, what: str) -> Callable[[int], None] | None:
+        return None if self.progress is None else (lambda n: self.progress(stage, what, n))
+
     def record_drift(self, stage: int, out: dict[int, TaskPredictions]) -> None:
         """Linear CKA of each learned task's test features now against right-after-learning and pretrained."""
         if stage == 0:
@@ -202,7 +212,8 @@ class Evaluator:
         assert self.probes is not None and self.probe_samples is not None
         for j in (range(len(self.tests)) if stage == 0 else range(stage)):
             sample = predict(model, self.probe_samples[j], self.task_classes, self.pad_id, self.batch_size,
-                             self.device, hidden_layers=self.probes.layerwise, across_processes=True)
+                             self.device, hidden_layers=self.probes.layerwise, across_processes=True,
+                             on_batch=self._progress(stage, f"{self.results.task_names[j]} probe"))
             test = out[j]
             self.results.record("probe", stage, j, probe_accuracy(sample.features, sample.labels, test.features,
                                                                   test.labels, self.probes.l2))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from cl_nlp.evaluation.figures import TaskPanels, save_figure
+from cl_nlp.evaluation.figures import HeatmapPanels, TaskPanels, save_figure
 from cl_nlp.evaluation.results import Results
 
 # (matrix, label, colour, line style) of the retention curves, in drawing order.
@@ -37,19 +37,18 @@ def plot_retention_curves(results: Results, path: str | Path) -> Path:
                 ax.plot(x, results.matrices[name][j:s, j], style, marker="o", markersize=3, color=color, label=label)
         if p0 is not None and np.isfinite(p0[j]):
             ax.axhline(p0[j], color="C2", ls="--", lw=1, label="probe, pretrained encoder")
-    return panels.finish(path, dpi=110, legend_cols=5)
+    return panels.finish(path, dpi=110)
 
 
 def plot_matrices(results: Results, path: str | Path, names: tuple[str, ...] = ("live", "task_aware", "probe", "cka")) -> Path:
-    """Heatmaps of the run's matrices side by side (rows: after task i; columns: task j), values written
+    """Heatmaps of the run's matrices in a grid (rows: after task i; columns: task j), values written
     in the cells, the pretrained/untrained measurement as an extra first row where there is one."""
     present = [n for n in names if n in results.matrices]
     t = results.num_tasks
-    fig = Figure(figsize=(0.55 * t * len(present) + 1.6 * len(present) + 1.0, 0.5 * t + 2.0), layout="constrained")
-    axes = fig.subplots(1, max(len(present), 1), squeeze=False)[0]
+    panels = HeatmapPanels(max(len(present), 1), (t + 1, t))
     short = [n[:8] for n in results.task_names]
     image = None
-    for ax, name in zip(axes, present):
+    for ax, name in zip(panels.used(), present):
         M = results.matrices[name]
         before = results.before.get(name)
         rows = ([("untrained" if name != "probe" else "pretrained", before)] if before is not None else [])
@@ -66,9 +65,7 @@ def plot_matrices(results: Results, path: str | Path, names: tuple[str, ...] = (
                     if np.isfinite(data[i, j]):
                         ax.text(j, i, f"{data[i, j]:.2f}", ha="center", va="center", fontsize=7,
                                 color="black" if data[i, j] > 0.6 else "white")
-    if image is not None:
-        fig.colorbar(image, ax=list(axes), shrink=0.8, label="accuracy (CKA: similarity)")
-    return _write(fig, path)
+    return panels.finish(image, path, dpi=110, label="accuracy (CKA: similarity)")
 
 
 def plot_layer_probes(results: Results, path: str | Path) -> Path | None:

@@ -1,7 +1,7 @@
 """Joint (cumulative) training: at each stage, train on every task seen so far.
 
 The upper bound of a continual-learning table, and the reference for intransigence
-(I_k = a*_k − R[k][k], a*_k being this strategy's accuracy on task k after stage k). Like
+(``I_k = a*_k − R[k][k]``, ``a*_k`` being this strategy's accuracy on task k after stage k). Like
 Avalanche's ``Cumulative``, training continues from the current model on the union of all
 training splits so far; the learning-rate schedule is sized from that union, so stage k takes
 about k times as long as one task.
