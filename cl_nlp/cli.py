@@ -17,18 +17,6 @@ import click
 from cl_nlp.errors import UserError
 
 
-def _strategy_help() -> str:
-    from cl_nlp.strategies import strategy_names
-
-    return "Strategy name (" + ", ".join(strategy_names()) + "); see `cl-nlp strategies`."
-
-
-def _stream_help() -> str:
-    from cl_nlp.streams import stream_names
-
-    return "Stream name (" + ", ".join(stream_names()) + "); see `cl-nlp streams`."
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
 @click.version_option(package_name="cl-nlp")
