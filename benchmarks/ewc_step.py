@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cl_nlp.allocator import keep_freed_memory
 from cl_nlp.batching import collate, train_batches
 from cl_nlp.config import TrainConfig
 from cl_nlp.heads import training_logits
@@ -45,6 +46,7 @@ def main() -> None:
     cfg = TrainConfig(epochs=1, batch_size=16, device="cpu")
     trainer = make_trainer(bench, cfg, strategy="ewc")
     task, model, ewc = bench.data[0], trainer.model, trainer.strategy
+    keep_freed_memory()  # as Trainer.train_task does on CPU: big gradients reused without page faults
     print(f"task: {len(task.train)} examples; {load_note()}")
 
     t0 = time.perf_counter()

@@ -19,18 +19,6 @@ from cl_nlp.errors import UserError
 from cl_nlp.runtime import configure_openmp
 
 
-def _strategy_help() -> str:
-    from cl_nlp.strategies import strategy_names
-
-    return "Strategy name (" + ", ".join(strategy_names()) + "); see `cl-nlp strategies`."
-
-
-def _stream_help() -> str:
-    from cl_nlp.streams import stream_names
-
-    return "Stream name (" + ", ".join(stream_names()) + "); see `cl-nlp streams`."
-
-
 # The `mlflow ui` hint names this interpreter: a bare `mlflow` is not on PATH unless the
 # virtual environment is active.
 _CLI_HELP = """cl-nlp: continual learning for NLP.

@@ -35,7 +35,7 @@ from cl_nlp.heads import task_class_matrix
 from cl_nlp.models import EMBEDDED_MODEL, build_model, load_tokenizer, resolve_model_path
 from cl_nlp.progress import RunProgress, plan_run, resolve_mode
 from cl_nlp.run_outputs import TABLE_FILE, accuracy_table, finish_folder, resolved_config, write_config
-from cl_nlp.strategies import StrategyContext, build_strategy, strategy_options
+from cl_nlp.strategies import StrategyContext, build_strategy, strategy_label, strategy_options
 from cl_nlp.streams import Stream, build_stream, stream_options
 from cl_nlp.run_lock import RunFolderLock
 from cl_nlp.tracking import Tracker, git_commit, make_tracker, ui_hint
@@ -73,7 +73,7 @@ def seed_everything(seed: int) -> None:
 
 def default_run_name(cfg: ExperimentConfig, now: datetime | None = None) -> str:
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    strategy = cfg.strategy.name.replace(":", "-")  # `avalanche:LwF`: no colons in folder names (Windows)
+    strategy = strategy_label(cfg.strategy.name).replace(":", "-")  # no colons (Windows) nor slashes in folder names
     return f"{strategy}-{cfg.stream.name}-seed{cfg.seed}-{stamp}"
 
 
@@ -123,7 +123,7 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
             tracker.resume(ckpt.run_id, ckpt.stage)
         else:
             tracker.start(run_name, flatten(resolved), {
-                "strategy": cfg.strategy.name, "stream": cfg.stream.name, "scenario": stream.scenario,
+                "strategy": strategy_label(cfg.strategy.name), "stream": cfg.stream.name, "scenario": stream.scenario,
                 "seed": str(cfg.seed), "model": cfg.model.name_or_path or EMBEDDED_MODEL,
                 "cl_nlp_version": cl_nlp.__version__, "git_commit": git_commit(), "run_dir": str(run_dir.resolve()),
             })

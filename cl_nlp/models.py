@@ -1,7 +1,7 @@
 """Encoder + tokenizer loading (the embedded MiniLM by default) and the classifier on top.
 
 The classifier is one linear layer over the stream's global label space. Scenarios differ only
-in which rows of it a prediction may use (see :func:`cl_nlp.heads.logit_mask`): class-incremental
+in which rows of it a prediction may use (see :mod:`cl_nlp.heads`): class-incremental
 uses them all, task-incremental restricts each task to its own rows — exactly one head per task,
 since the rows are disjoint — and domain-incremental shares all rows across tasks.
 """

@@ -27,6 +27,7 @@ from cl_nlp.evaluation.comparison import (ComparedRun, Comparison, echo_comparis
                                           write_comparison)
 from cl_nlp.config import ComponentConfig, ExperimentConfig, flatten, parse_override
 from cl_nlp.errors import UserError
+from cl_nlp.strategies.loading import strategy_label
 from cl_nlp.tracking import MlflowTracker, Tracker, git_commit, make_tracker, ui_hint
 
 
@@ -69,7 +70,7 @@ def child_config(base: ExperimentConfig, sweep_name: str, strategy: str, seed: i
     cfg.strategy = ComponentConfig(strategy, {**base.strategy.options, **options})
     cfg.seed = seed
     cfg.output = str(Path(base.output) / sweep_name)
-    cfg.run_name = f"{strategy}-seed{seed}"
+    cfg.run_name = f"{strategy_label(strategy).replace(':', '-')}-seed{seed}"  # no slash or colon in a folder
     return cfg
 
 
@@ -148,7 +149,7 @@ def _run_child(cfg: ExperimentConfig, parent: Tracker, echo: Callable[[str], Non
     from cl_nlp.experiment import final_metrics, run_experiment
 
     params = {k: str(v) for k, v in flatten(cfg.to_dict()).items()}
-    child = ComparedRun(None, cfg.run_name, cfg.strategy.name, cfg.stream.name, str(cfg.seed), "FAILED", params=params)
+    child = ComparedRun(None, cfg.run_name, strategy_label(cfg.strategy.name), cfg.stream.name, str(cfg.seed), "FAILED", params=params)
     tracker: Tracker = Tracker()
     try:
         if isinstance(parent, MlflowTracker):
@@ -195,7 +196,7 @@ def _record_failure(cfg: ExperimentConfig, tracker: Tracker, reason: str, trace:
     try:
         if tracker.run_id is None:  # it failed before its run was opened (e.g. a bad strategy option)
             tracker.start(str(cfg.run_name), flatten(cfg.to_dict()), {
-                "strategy": cfg.strategy.name, "stream": cfg.stream.name, "seed": str(cfg.seed),
+                "strategy": strategy_label(cfg.strategy.name), "stream": cfg.stream.name, "seed": str(cfg.seed),
                 "cl_nlp_version": cl_nlp.__version__, "run_dir": str(run_dir.resolve())})
             tracker.log_artifact(run_dir / "error.txt")
             tracker.end("FAILED", reason)

@@ -21,7 +21,8 @@ returns a value, except ``adjust_gradients``, whose job is to edit ``p.grad`` in
 backward and clipping. ``state_dict``/``load_state_dict`` hold everything a resumed run needs
 (tensors and JSON-able values only: checkpoints are safetensors + JSON); ``load_state_dict``
 gets the restored model, so state built from it (a teacher, a projection basis) is rebuilt
-exactly.
+exactly. A strategy that needs its own optimisation loop may name a :class:`~cl_nlp.training.Trainer`
+subclass as ``trainer_cls`` (docs/strategies.md; the ``avalanche:*`` strategies do).
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """Strategies registered by name; third-party ones come in through the entry-point group
 ``cl_nlp.strategies`` (each entry point names a module that calls :func:`register_strategy` on
 import, or a callable that does so). The one table feeds CLI choices, `cl-nlp strategies` and tests.
+A name of the form ``path/to/file.py:ClassName`` or ``package.module:ClassName`` loads that class
+without registration (:mod:`cl_nlp.strategies.loading`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from cl_nlp.errors import UserError
 from cl_nlp.options import build_options
+from cl_nlp.strategies.loading import is_class_spec, load_strategy_class
 
 ENTRY_POINT_GROUP = "cl_nlp.strategies"
 
@@ -62,15 +65,22 @@ def strategy_names() -> list[str]:
 
 
 def get_strategy_spec(name: str) -> StrategySpec:
+    """The registered strategy ``name``, or the class ``name`` points to (``file.py:Class``,
+    ``package.module:Class``: :mod:`cl_nlp.strategies.loading`)."""
     load_entry_points()
     if name not in _STRATEGIES:
         from cl_nlp.avalanche.strategies import AVALANCHE_STRATEGIES, PREFIX  # plain data: no Avalanche import
 
+        if is_class_spec(name) and not name.startswith(PREFIX):
+            strategy_cls, options_cls = load_strategy_class(name)
+            doc = inspect.getdoc(strategy_cls) or ""
+            return StrategySpec(name, options_cls, strategy_cls, doc.split("\n")[0])
         if name.startswith(PREFIX) and name[len(PREFIX):] in AVALANCHE_STRATEGIES:
             raise UserError(f"strategy {name!r} needs the optional extra cl-nlp[avalanche], which is not installed here; "
                             "install it in its own environment (docs/avalanche.md): python3 -m venv .venv-avalanche && "
                             ".venv-avalanche/bin/pip install torch==2.14.1 torchvision==0.29.1 -e '.[avalanche]'")
-        raise UserError(f"unknown strategy {name!r}; choose one of: {', '.join(sorted(_STRATEGIES))} (see `cl-nlp strategies`)")
+        raise UserError(f"unknown strategy {name!r}; choose one of: {', '.join(sorted(_STRATEGIES))} (see `cl-nlp strategies`), "
+                        "or name a class: path/to/file.py:ClassName or package.module:ClassName")
     return _STRATEGIES[name]
 
 

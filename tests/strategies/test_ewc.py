@@ -39,8 +39,8 @@ def params_at(seed):
             "b": torch.randn(5, generator=g).requires_grad_()}
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_separate_penalty_is_the_sum_of_per_task_penalties(seed):
+@pytest.mark.parametrize("seed,with_value", [(0, True), (1, True), (0, False)])
+def test_separate_penalty_is_the_sum_of_per_task_penalties(seed, with_value):
     anchor, tasks = QuadraticAnchor(), []
     for t in range(3):
         theta_t = params_at(10 * seed + t)
@@ -51,8 +51,11 @@ def test_separate_penalty_is_the_sum_of_per_task_penalties(seed):
     theta = params_at(99)
     assert anchor.penalty(theta, lam=3.0).item() == pytest.approx(hand_penalty(3.0, tasks, theta), rel=1e-5)
     theta["w"].grad = torch.ones_like(theta["w"])  # an existing gradient is added to; missing ones are created
-    value = anchor.add_gradient(theta, lam=3.0)
-    assert value.item() == pytest.approx(hand_penalty(3.0, tasks, theta), rel=1e-5)
+    value = anchor.add_gradient(theta, lam=3.0, with_value=with_value)
+    if with_value:
+        assert value.item() == pytest.approx(hand_penalty(3.0, tasks, theta), rel=1e-5)
+    else:
+        assert value is None
     for n, p in theta.items():  # gradient: λ·Σ_t F_t (θ − θ*_t), dense, on top of what was there
         assert p.grad.layout == torch.strided, n
         expected = 3.0 * sum(f[n].double() * (p.detach().double() - a[n].double()) for f, a in tasks)
@@ -165,3 +168,24 @@ def test_options_come_from_yaml_and_set_overrides(tmp_path):
     cfg = load_config(path, ["strategy.lambda=2e4", "strategy.fisher=true"])
     opts = strategy_options(cfg.strategy.name, cfg.strategy.options)
     assert (opts.lambda_, opts.mode, opts.gamma, opts.fisher) == (2e4, "online", 0.9, "true")
+
+
+def test_penalty_mean_averages_every_tenth_step_from_the_first(tiny_model):
+    from cl_nlp.strategies.ewc import PENALTY_SAMPLE_EVERY
+
+    model = tiny_classifier(tiny_model)
+    train = tiny_examples(tiny_model, [0, 1, 2, 3])
+    ewc = EWC(EWCOptions(lambda_=5.0, fisher_samples=4), StrategyContext(num_classes=4))
+    ewc.after_task(task_data(0, train), model)
+    ewc.before_task(task_data(1, train), model)
+    values = []
+    for step in range(2 * PENALTY_SAMPLE_EVERY + 1):
+        perturb_(model, seed=step)
+        values.append(ewc.penalty_value(model).item())
+        for p in model.parameters():
+            p.grad = torch.zeros_like(p)
+        ewc.adjust_gradients(model, {})
+    ewc.after_task(task_data(1, train), model)
+    sampled = values[::PENALTY_SAMPLE_EVERY]
+    assert len(sampled) == 3
+    assert ewc.figures()["ewc/penalty_mean"] == pytest.approx(sum(sampled) / 3, rel=1e-5)

@@ -79,3 +79,38 @@ def test_adjust_gradients_runs_after_backward_and_before_clipping(tiny_model, mo
     trainer.train_task(task_data(0, tiny_examples(tiny_model, [0, 1, 0, 1, 0, 1, 0, 1])))
     count = sum(p.numel() for p in trainer.model.parameters())
     assert strategy.calls == 2 and norms == [math.sqrt(count)] * 2
+
+
+OWN_LOOP = '''
+from pathlib import Path
+
+from cl_nlp.strategies import Strategy
+from cl_nlp.training import Trainer
+
+LOG = Path(__file__).with_suffix(".log")
+
+
+class CountingTrainer(Trainer):
+    def train_task(self, task):
+        with LOG.open("a") as f:
+            f.write(f"{type(self.strategy).__name__} {task.name}\\n")
+        super().train_task(task)
+
+
+class OwnLoop(Strategy):
+    """A strategy that names its own trainer."""
+
+    trainer_cls = CountingTrainer
+'''
+
+
+def test_trainer_cls_is_built_instead_of_trainer(tiny_model, tmp_path):
+    from cl_nlp.cli import main
+    from tests.conftest import FAST_TRAIN, SMALL_STREAM
+
+    (tmp_path / "own_loop.py").write_text(OWN_LOOP)
+    main(["run", "--strategy", f"{tmp_path / 'own_loop.py'}:OwnLoop", "--model", tiny_model, "--output",
+          str(tmp_path / "runs"), "--run-name", "own", "--no-tracking",
+          *[x for o in [*SMALL_STREAM, *FAST_TRAIN] for x in ("--set", o)]])
+    assert len((tmp_path / "own_loop.log").read_text().splitlines()) == 2  # both tasks went through it
+    assert (tmp_path / "runs" / "own" / "results.json").is_file()  # and cl-nlp measured them as usual

@@ -31,6 +31,10 @@ from cl_nlp.strategies.ewc.fisher import fisher_diagonal
 from cl_nlp.strategies.ewc.quadratic import QuadraticAnchor
 from cl_nlp.strategies.registry import register_strategy
 
+# The penalty's value costs passes over every anchored value that its gradient alone does not
+# (~12 ms, ~6% of a MiniLM step on 2 cores), so ewc/penalty_mean averages every 10th step, the first included.
+PENALTY_SAMPLE_EVERY = 10
+
 
 @dataclass
 class EWCOptions:
@@ -69,7 +73,8 @@ class EWC(Strategy):
         self.tasks_done = 0
         self.last_figures: dict[str, float] = {}
         self._penalty_sum: torch.Tensor | None = None  # summed on the device: no host sync per step
-        self._penalty_steps = 0
+        self._penalty_steps = 0  # steps whose penalty value was summed
+        self._steps = 0  # steps of the current task
 
     def parameter_names(self, model: nn.Module) -> list[str]:
         """The parameters the Fisher is taken over: trainable ones, minus the head if excluded."""
@@ -77,16 +82,20 @@ class EWC(Strategy):
                 if p.requires_grad and (self.options.include_head or not n.startswith("head."))]
 
     def before_task(self, task, model: nn.Module) -> nn.Module:
-        self._penalty_sum, self._penalty_steps = None, 0
+        self._penalty_sum, self._penalty_steps, self._steps = None, 0, 0
         return model
 
     def adjust_gradients(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> None:
-        """Add λ·A·(θ − m) to the gradients (the penalty's own gradient); its value is summed for the figures."""
+        """Add λ·A·(θ − m) to the gradients (the penalty's own gradient); every
+        ``PENALTY_SAMPLE_EVERY``-th step (the first included) its value is summed for the figures."""
         if not self.anchor or self.options.lambda_ == 0:
             return
-        value = self.anchor.add_gradient(dict(model.named_parameters()), self.options.lambda_)
-        self._penalty_sum = value if self._penalty_sum is None else self._penalty_sum + value
-        self._penalty_steps += 1
+        sample = self._steps % PENALTY_SAMPLE_EVERY == 0
+        value = self.anchor.add_gradient(dict(model.named_parameters()), self.options.lambda_, with_value=sample)
+        self._steps += 1
+        if value is not None:
+            self._penalty_sum = value if self._penalty_sum is None else self._penalty_sum + value
+            self._penalty_steps += 1
 
     def penalty_value(self, model: nn.Module) -> torch.Tensor | None:
         """(λ/2)·Σ A (θ − m)² + (λ/2)·c at ``model``'s weights (``None`` before the first task ends)."""

@@ -23,6 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# Per-example Linear gradients G_n = g_nᵀ x_n are formed this many at a time: on 2 cores with a
+# 2 MB L2 this took ~half the time of one example at a time for MiniLM's 384 x 384 layers.
+EXAMPLES_PER_PRODUCT = 4
+
 SUPPORTED = (nn.Linear, nn.LayerNorm, nn.Embedding)
 
 
@@ -151,10 +155,12 @@ class SquaredGradientSums:
                     total = self.sums[names["weight"]]
                     if g.shape[1] == 1:  # one position per example (the head): G_n² = (g_n²)(x_n²)ᵀ
                         total.add_(g[:, 0].pow(2).T @ inp[:, 0].pow(2))
-                    else:  # one example at a time keeps G_n in cache: ~4x faster than one (n, out, in) tensor
-                        for g_n, x_n in zip(g, inp):
-                            per_example = g_n.T @ x_n
-                            total.addcmul_(per_example, per_example)
+                    else:  # a few examples per batched product keep G_n in cache (one (n, out, in) tensor
+                        # does not; one at a time pays a pass over ``total`` per example)
+                        g_t = g.transpose(1, 2)
+                        for s in range(0, n, EXAMPLES_PER_PRODUCT):
+                            per_example = torch.bmm(g_t[s:s + EXAMPLES_PER_PRODUCT], inp[s:s + EXAMPLES_PER_PRODUCT])
+                            total.add_(per_example.square_().sum(0))
             else:  # LayerNorm: gradients of γ and β from the normalised input
                 if "weight" in names:
                     normalised = F.layer_norm(x.float(), module.normalized_shape, eps=module.eps).reshape(g.shape)

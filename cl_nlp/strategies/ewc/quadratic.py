@@ -105,30 +105,43 @@ class QuadraticAnchor:
                 total += torch.dot(d.view(-1), (a.weight * d).view(-1))
         return 0.5 * lam * (total + self.const)
 
-    def add_gradient(self, params: dict[str, torch.Tensor], lam: float) -> torch.Tensor:
-        """Add the penalty's gradient λ·A·(θ − m) to each named parameter's ``.grad``; return the penalty.
+    def add_gradient(self, params: dict[str, torch.Tensor], lam: float, with_value: bool = True) -> torch.Tensor | None:
+        """Add the penalty's gradient λ·A·(θ − m) to each named parameter's ``.grad``.
 
-        Parameters without a gradient get one. The value (λ/2)·(Σ A (θ − m)² + c) comes from the
-        dot products of d = θ − m with g = A·d, which the gradient needs anyway; it stays on the
-        device (no host sync). Row-stored tables are updated on their anchored rows only.
+        Parameters without a gradient get one; row-stored tables are updated on their anchored
+        rows only. Returns the penalty's value (λ/2)·(Σ A (θ − m)² + c) as a 0-d tensor on the
+        device (no host sync), or ``None`` when ``with_value`` is false: the value needs g = A·d
+        as a tensor of its own for the dot products with d = θ − m, one more pass over every
+        anchored value than the gradient alone (d, then grad += λ·A·d fused in ``addcmul_``).
         """
         with torch.no_grad():
             diffs, targets, rows = self._differences(params)
-            products = list(torch._foreach_mul(diffs, [a.weight for a in self.params.values()]))
-            total = torch.zeros((), device=self._device(params))
-            for d, g in zip(diffs, products):
-                total += torch.dot(d.view(-1), g.view(-1))
+            weights = [a.weight for a in self.params.values()]
             for p in targets:
                 if p.grad is None:
                     p.grad = torch.zeros_like(p)
-            dense = [i for i, r in enumerate(rows) if r is None]
-            if dense:
-                torch._foreach_add_([targets[i].grad for i in dense],
-                                    [products[i].to(targets[i].grad.dtype) for i in dense], alpha=lam)
-            for p, r, g in zip(targets, rows, products):
-                if r is not None:
-                    p.grad.index_add_(0, r, g.to(p.grad.dtype), alpha=lam)
-        return 0.5 * lam * (total + self.const)
+            fused = [i for i, (r, p) in enumerate(zip(rows, targets)) if r is None and p.grad.dtype == torch.float32]
+            others = sorted(set(range(len(targets))) - set(fused))
+            total = None
+            if with_value:
+                products = list(torch._foreach_mul(diffs, weights))
+                total = torch.zeros((), device=self._device(params))
+                for d, g in zip(diffs, products):
+                    total += torch.dot(d.view(-1), g.view(-1))
+                if fused:
+                    torch._foreach_add_([targets[i].grad for i in fused], [products[i] for i in fused], alpha=lam)
+            else:
+                if fused:
+                    torch._foreach_addcmul_([targets[i].grad for i in fused], [diffs[i] for i in fused],
+                                            [weights[i] for i in fused], value=lam)
+                products = {i: weights[i] * diffs[i] for i in others}
+            for i in others:
+                grad, g = targets[i].grad, products[i].to(targets[i].grad.dtype)
+                if rows[i] is None:
+                    grad.add_(g, alpha=lam)
+                else:
+                    grad.index_add_(0, rows[i], g, alpha=lam)
+        return None if total is None else 0.5 * lam * (total + self.const)
 
     def _differences(self, params: dict[str, torch.Tensor]):
         """(d = θ − m per anchored parameter, the parameters, their anchored rows or None), in ``self.params`` order."""
