@@ -8,12 +8,17 @@ stage depends on::
     strategy.json           the rest of its state_dict, tensors replaced by references
     rng.safetensors         torch (CPU, CUDA) generator states
     evaluator.safetensors   test features drift (CKA) is measured against: right after each task, pretrained
-    state.json              stage, global step, NumPy/Python RNG states, the MLflow run id (written last)
+    state.json              stage, global step, NumPy/Python RNG states, the MLflow run id, the experiment
     results.json            every matrix measured so far
+    manifest.json           the SHA-256 of every file above (written last)
 
 A checkpoint is written into a temporary folder and renamed into place, so a process killed
 mid-write (even by SIGKILL) leaves the previous checkpoint whole; older ones are then removed.
-Loading reads only safetensors and JSON: nothing is unpickled.
+Leftover temporary folders are removed only by the process holding the run folder's lock
+(:func:`clean_partial_checkpoints`): finding a checkpoint never deletes anything, so a second
+process started on a running run cannot destroy the checkpoint it is writing. A resume checks
+the manifest and the files' contents first (:mod:`cl_nlp.checkpoint_integrity`). Loading reads
+only safetensors and JSON: nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -31,17 +36,18 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 import cl_nlp
-from cl_nlp.errors import UserError
+from cl_nlp.checkpoint_integrity import DamagedCheckpoint, verify_checkpoint, write_manifest
+from cl_nlp.errors import UserError, shown, shown_path
 from cl_nlp.evaluation.results import Results
 from cl_nlp.rng import capture_rng, restore_rng
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cl_nlp.config import ExperimentConfig
     from cl_nlp.training import Trainer
 
 CHECKPOINTS = "checkpoints"
-FORMAT = 1
+FORMAT = 2  # 2: with manifest.json; 1 (read, checked by content only): without
 _STAGE_DIR = re.compile(r"^stage-(\d+)$")
+_PARTIAL = ".stage-*.tmp-*"
 
 
 class NonFiniteWeights(UserError):
@@ -129,11 +135,17 @@ def _fsync_tree(folder: Path) -> None:
         os.close(fd)
 
 
-def save_checkpoint(run_dir: str | Path, trainer: "Trainer", stage: int, tracking: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(run_dir: str | Path, trainer: "Trainer", stage: int, tracking: dict[str, Any] | None = None,
+                    experiment: dict[str, Any] | None = None) -> Path:
     """Write the checkpoint of ``stage`` (tasks learned so far) atomically; keep only the newest.
+
+    ``experiment``: what defines the run (seed, stream, strategy, model; see :func:`identity`),
+    kept in ``state.json`` so a resume can tell a hand-edited ``config.yaml`` from the run's own.
 
     Raises:
         NonFiniteWeights: the model holds NaN/inf (the previous checkpoint is left in place).
+        OSError: the disk refused (full, read-only): the partial folder is removed, the previous
+            checkpoint is left in place.
     """
     bad = [name for name, p in trainer.model.state_dict().items()
            if p.is_floating_point() and not bool(torch.isfinite(p).all())]
@@ -146,7 +158,22 @@ def save_checkpoint(run_dir: str | Path, trainer: "Trainer", stage: int, trackin
     tmp = root / f".stage-{stage:03d}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
+    try:
+        _write_stage(tmp, trainer, stage, tracking, experiment)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a full disk gets its space back; the last checkpoint stays
+        raise
+    if final.exists():  # only when a resumed run redoes a stage whose checkpoint survived
+        shutil.rmtree(final)
+    tmp.rename(final)
+    for old in _stage_dirs(root):
+        if old[0] < stage:
+            shutil.rmtree(old[1], ignore_errors=True)
+    return final
 
+
+def _write_stage(tmp: Path, trainer: "Trainer", stage: int, tracking: dict[str, Any] | None,
+                 experiment: dict[str, Any] | None) -> None:
     save_model(trainer.model, str(tmp / "model.safetensors"))
     strategy_tree, strategy_tensors = split_tensors(trainer.strategy.state_dict())
     save_file(strategy_tensors, str(tmp / "strategy.safetensors"))
@@ -159,15 +186,10 @@ def save_checkpoint(run_dir: str | Path, trainer: "Trainer", stage: int, trackin
     _write_json(tmp / "state.json", {
         "format": FORMAT, "stage": stage, "global_step": trainer.global_step, "rng": rng_values,
         "strategy": type(trainer.strategy).__name__, "cl_nlp_version": cl_nlp.__version__, "tracking": tracking or {},
+        "experiment": experiment,
     })
+    write_manifest(tmp, FORMAT)  # last: a checkpoint with a manifest is a complete one
     _fsync_tree(tmp)
-    if final.exists():  # only when a resumed run redoes a stage whose checkpoint survived
-        shutil.rmtree(final)
-    tmp.rename(final)
-    for old in _stage_dirs(root):
-        if old[0] < stage:
-            shutil.rmtree(old[1], ignore_errors=True)
-    return final
 
 
 # ---- reading ---------------------------------------------------------------------------------
@@ -179,77 +201,80 @@ def _stage_dirs(root: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def read_state(path: Path) -> dict[str, Any] | None:
+    """A stage folder's ``state.json`` when it describes that stage, else ``None``."""
+    try:
+        state = json.loads((path / "state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    m = _STAGE_DIR.match(path.name)
+    if not isinstance(state, dict) or m is None or state.get("stage") != int(m.group(1)):
+        return None
+    return state if state.get("format") in (1, FORMAT) else None
+
+
 def latest_checkpoint(run_dir: str | Path) -> Checkpoint | None:
     """The newest complete checkpoint of a run folder (``None`` if there is none).
 
-    Leftover temporary folders of a killed writer are ignored (and removed).
+    Reads only: leftover temporary folders of a killed writer are ignored, never removed here
+    (a writer may be alive: see :func:`clean_partial_checkpoints`).
     """
-    root = Path(run_dir) / CHECKPOINTS
-    for p in root.glob(".stage-*.tmp-*") if root.is_dir() else []:
-        shutil.rmtree(p, ignore_errors=True)
-    for stage, path in reversed(_stage_dirs(root)):
-        try:
-            state = json.loads((path / "state.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if state.get("format") == FORMAT and state.get("stage") == stage:
+    for stage, path in reversed(_stage_dirs(Path(run_dir) / CHECKPOINTS)):
+        state = read_state(path)
+        if state is not None:
             return Checkpoint(path, stage, state)
     return None
 
 
+def clean_partial_checkpoints(run_dir: str | Path) -> None:
+    """Remove temporary folders left by a writer that was killed mid-checkpoint.
+
+    Call only while holding the run folder's lock (:class:`cl_nlp.run_lock.RunFolderLock`):
+    without it, the folder may belong to a checkpoint being written right now.
+    """
+    root = Path(run_dir) / CHECKPOINTS
+    for p in root.glob(_PARTIAL) if root.is_dir() else []:
+        shutil.rmtree(p, ignore_errors=True)
+
+
 def restore_checkpoint(ckpt: Checkpoint, trainer: "Trainer") -> None:
-    """Load weights, strategy state, RNG states and the step counter into a freshly built trainer."""
+    """Load weights, strategy state, RNG states and the step counter into a freshly built trainer.
+
+    Every failure is a :class:`DamagedCheckpoint` naming the file and what it does not fit.
+    """
     device = str(trainer.device)
+    where = f"checkpoint {shown_path(ckpt.path)}"
     try:
         load_model(trainer.model, ckpt.path / "model.safetensors", strict=True, device=device)
-    except RuntimeError as exc:
-        raise UserError(f"checkpoint {str(ckpt.path)!r} does not fit the model this config builds "
-                        f"({str(exc).splitlines()[0][:200]}); was the model or stream changed?") from None
-    tree = json.loads((ckpt.path / "strategy.json").read_text(encoding="utf-8"))
-    trainer.strategy.load_state_dict(join_tensors(tree, load_file(ckpt.path / "strategy.safetensors", device=device)), trainer.model)
-    trainer.global_step = int(ckpt.state["global_step"])
-    restore_rng(trainer.rng, load_file(ckpt.path / "rng.safetensors"), ckpt.state["rng"])
-    if (ckpt.path / "evaluator.safetensors").is_file():  # without it, drift of earlier tasks is not measured
-        trainer.evaluator.load_state_dict(load_file(ckpt.path / "evaluator.safetensors"))
+    except Exception as exc:  # noqa: BLE001 - any failure here is a checkpoint that does not fit this model
+        raise DamagedCheckpoint(f"{where} does not fit the model this config builds (model.safetensors: "
+                                f"{_first_line(exc)}); was the model or stream changed?") from exc
+    written_by = ckpt.state.get("strategy")
+    if written_by and written_by != type(trainer.strategy).__name__:
+        raise DamagedCheckpoint(f"{where} was written by strategy {shown(written_by, 60)}, but the config builds "
+                                f"{type(trainer.strategy).__name__}; restore the run's config.yaml or start a new run")
+    try:
+        tree = json.loads((ckpt.path / "strategy.json").read_text(encoding="utf-8"))
+        trainer.strategy.load_state_dict(join_tensors(tree, load_file(ckpt.path / "strategy.safetensors", device=device)),
+                                         trainer.model)
+    except Exception as exc:  # noqa: BLE001 - a strategy's own load_state_dict may raise anything on foreign state
+        raise DamagedCheckpoint(f"{where}: the strategy state (strategy.json, strategy.safetensors) does not fit "
+                                f"{type(trainer.strategy).__name__} ({type(exc).__name__}: {_first_line(exc)}); "
+                                "restore the run's config.yaml or start a new run") from exc
+    try:
+        trainer.global_step = int(ckpt.state["global_step"])
+        restore_rng(trainer.rng, load_file(ckpt.path / "rng.safetensors"), ckpt.state["rng"])
+        if (ckpt.path / "evaluator.safetensors").is_file():  # without it, drift of earlier tasks is not measured
+            trainer.evaluator.load_state_dict(load_file(ckpt.path / "evaluator.safetensors"))
+    except Exception as exc:  # noqa: BLE001
+        raise DamagedCheckpoint(f"{where}: the RNG or evaluator state cannot be restored ({type(exc).__name__}: "
+                                f"{_first_line(exc)})") from exc
 
 
-# ---- resuming from the command line ---------------------------------------------------------
-
-# What --resume may not change: these define the experiment the checkpoint belongs to.
-_FIXED = ("seed", "stream", "strategy.name", "model")
-
-
-def find_resumable(run_dir: str | Path) -> Checkpoint:
-    """The checkpoint to resume ``run_dir`` from; a folder that cannot be resumed is a :class:`UserError`."""
-    p = Path(run_dir)
-    if not p.is_dir():
-        raise UserError(f"--resume {str(run_dir)!r}: no such folder; pass the run folder a run wrote, e.g. runs/<run-name>")
-    if not (p / "config.yaml").is_file():
-        raise UserError(f"--resume {str(run_dir)!r} is not a cl-nlp run folder (no config.yaml)")
-    ckpt = latest_checkpoint(p)
-    if ckpt is None:
-        raise UserError(f"--resume {str(run_dir)!r}: the run has no checkpoint (it stopped before its first task "
-                        "finished); start it again without --resume")
-    return ckpt
+def _first_line(exc: BaseException, limit: int = 160) -> str:
+    lines = str(exc).strip().splitlines()
+    return shown(lines[0] if lines else type(exc).__name__, limit).strip("'\"")
 
 
-def resume_config(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> "ExperimentConfig":
-    """The saved config of ``run_dir`` with ``--set`` overrides applied (e.g. a lower ``train.lr``
-    after a NaN). Overrides that would make it a different experiment are refused."""
-    from cl_nlp.config import flatten, load_config
-
-    find_resumable(run_dir)
-    saved = load_config(Path(run_dir) / "config.yaml")
-    cfg = load_config(Path(run_dir) / "config.yaml", overrides)
-    old, new = flatten(saved.to_dict()), flatten(cfg.to_dict())
-    for key in sorted(set(old) | set(new)):
-        if old.get(key) != new.get(key) and any(key == f or key.startswith(f + ".") for f in _FIXED):
-            raise UserError(f"--resume continues the same experiment; --set {key}={new.get(key)!r} would change it "
-                            f"(it was {old.get(key)!r}); start a new run instead")
-    cfg.output = str(Path(run_dir).parent)
-    cfg.run_name = Path(run_dir).name
-    return cfg
-
-
-__all__ = ["Checkpoint", "find_resumable", "latest_checkpoint", "restore_checkpoint", "resume_config",
-           "save_checkpoint", "split_tensors", "join_tensors"]
+__all__ = ["Checkpoint", "DamagedCheckpoint", "clean_partial_checkpoints", "latest_checkpoint", "read_state",
+           "restore_checkpoint", "save_checkpoint", "split_tensors", "join_tensors", "verify_checkpoint"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from cl_nlp.errors import UserError
+from cl_nlp.errors import RunInterrupted, UserError, describe_os_error, one_line
 from cl_nlp.runtime import configure_openmp
 
 
@@ -105,7 +105,7 @@ def run(strategy: str | None, stream: str | None, config_path: str | None, model
     if no_tracking:
         extra.append("tracking.enabled=false")
     if resume_dir is not None:
-        from cl_nlp.checkpoint import resume_config
+        from cl_nlp.resume import resume_config
         from cl_nlp.run_outputs import finished_without_checkpoint
 
         if finished_without_checkpoint(resume_dir):
@@ -126,6 +126,8 @@ def run(strategy: str | None, stream: str | None, config_path: str | None, model
     previous = _terminate_as_interrupt()
     try:
         outcome = run_experiment(cfg, echo=click.echo, resume=resume_dir is not None)
+    except KeyboardInterrupt as exc:  # the run recorded itself as KILLED; say how to go on
+        raise RunInterrupted(str(exc)) from exc
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -335,7 +337,15 @@ def quiet_libraries() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: runs the click group, turning bad input into one line."""
+    """Console-script entry point: runs the click group, turning bad input into one line.
+
+    This is the one boundary where errors become messages: bad input (:class:`UserError`),
+    the operating system's refusals (a full or read-only disk, a name too long, a file where a
+    folder belongs), a file that is not UTF-8 and input nested too deeply each end as one
+    ``error: ...`` line and exit status 2; an interrupted run as one ``interrupted: ...`` line
+    and 130. ``--debug`` re-raises them with their traceback; any other exception is a bug and
+    keeps its traceback.
+    """
     args = sys.argv[1:] if argv is None else argv
     configure_openmp()  # before anything imports torch: libgomp reads its settings when it loads
     quiet_libraries()
@@ -343,23 +353,39 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=args, prog_name="cl-nlp", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
+        _fail("interrupted", 130)
     except click.UsageError as exc:  # bad flag or flag value: one line, like every other bad input
         hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
-        click.echo(f"error: {exc.format_message()}{hint}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(f"error: {one_line(exc.format_message(), 300)}{hint}", exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        _fail(f"error: {exc.format_message()}", exc.exit_code)
+    except RunInterrupted as exc:
+        if debug:
+            raise
+        _fail(f"interrupted: {exc}" if str(exc) else "interrupted", 130)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
     except UserError as exc:
         if debug:
             raise
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+        _fail(f"error: {exc}", 2)
+    except OSError as exc:  # the machine refused (disk full, read-only, ...): nothing a traceback would help with
+        if debug:
+            raise
+        _fail(f"error: {describe_os_error(exc)}", 2)
+    except UnicodeDecodeError as exc:  # every known file is read with its name in the message; this is a fallback
+        if debug:
+            raise
+        _fail(f"error: a file is not UTF-8 text (byte {exc.start} cannot be decoded); save it as UTF-8", 2)
+    except RecursionError:
+        if debug:
+            raise
+        _fail("error: the input is nested too deeply (hundreds of levels); configs and data need a few", 2)
+
+
+def _fail(message: str, status: int) -> None:
+    click.echo(one_line(message), err=True)
+    sys.exit(status)
 
 
 if __name__ == "__main__":

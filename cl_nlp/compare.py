@@ -55,7 +55,8 @@ def find_runs(client: Any, run_ids: tuple[str, ...] = (), parent: str | None = N
             if not token:
                 return runs
     except MlflowException as exc:
-        raise UserError(f"MLflow: {exc.message.splitlines()[0] if exc.message else exc}") from None
+        first = (str(exc.message or exc).splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"MLflow: {first if len(first) <= 200 else first[:100] + '...' + first[-97:]}") from None
 
 
 def _download_results(client: Any, run_id: str) -> Results | None:

@@ -21,23 +21,24 @@ import torch
 
 import cl_nlp
 from cl_nlp.batching import encode
-from cl_nlp.checkpoint import Checkpoint, find_resumable, latest_checkpoint, restore_checkpoint, save_checkpoint
+from cl_nlp.checkpoint import Checkpoint, DamagedCheckpoint, latest_checkpoint, restore_checkpoint, save_checkpoint
 from cl_nlp.config import ExperimentConfig, flatten
 from cl_nlp.dataset_inputs import task_datasets
 from cl_nlp.distributed import is_main_process, main_process_time
-from cl_nlp.errors import UserError
+from cl_nlp.errors import UserError, describe_os_error
 from cl_nlp.evaluation.evaluator import Evaluator, ProbeSettings
 from cl_nlp.evaluation.report import format_matrix, format_summary, write_matrix_csv
 from cl_nlp.evaluation.results import Results
 from cl_nlp.evaluation.retention import final_retention_metrics
 from cl_nlp.evaluation.verdict import closing_note, write_run_report
 from cl_nlp.heads import task_class_matrix
-from cl_nlp.models import EMBEDDED_MODEL, build_model, load_tokenizer, resolve_model_path
+from cl_nlp.models import EMBEDDED_MODEL, build_model, check_model, load_tokenizer
 from cl_nlp.progress import RunProgress, plan_run, resolve_mode
+from cl_nlp.resume import find_resumable, identity
+from cl_nlp.run_folder import check_output, check_run_name, open_run_folder
 from cl_nlp.run_outputs import TABLE_FILE, accuracy_table, finish_folder, resolved_config, write_config
 from cl_nlp.strategies import StrategyContext, build_strategy, strategy_options
 from cl_nlp.streams import Stream, build_stream, stream_options
-from cl_nlp.run_lock import RunFolderLock
 from cl_nlp.tracking import Tracker, git_commit, make_tracker, ui_hint
 from cl_nlp.training import NonFiniteLoss, StageReport, TaskData, Trainer, make_accelerator
 
@@ -56,12 +57,15 @@ class RunOutcome:
 def validate(cfg: ExperimentConfig) -> Stream:
     """Every check before the model is loaded; returns the built, checked stream (built once per run).
 
-    Option checks come first (instant); then the stream is built and checked (files, columns,
-    labels, scenario), which is cheap next to loading a model.
+    Option checks come first (instant: where the run writes, the stream's and strategy's options,
+    the model's folder and its positions against ``model.max_length``); then the stream is built
+    and checked (files, columns, labels, scenario), which is cheap next to loading a model.
     """
+    check_run_name(cfg.run_name)
+    check_output(cfg.output)
     stream_options(cfg.stream.name, cfg.stream.options)
     strategy_options(cfg.strategy.name, cfg.strategy.options)
-    resolve_model_path(cfg.model.name_or_path)
+    check_model(cfg.model.name_or_path, cfg.model.max_length, cfg.model.trust_remote_code)
     return build_stream(cfg.stream.name, cfg.stream.options)
 
 
@@ -98,22 +102,18 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
     main = accelerator.is_main_process
     run_name = cfg.run_name or default_run_name(cfg, main_process_time())
     run_dir = Path(cfg.output) / run_name
-    ckpt = find_resumable(run_dir) if resume else None
-    if ckpt is None and latest_checkpoint(run_dir) is not None:
-        raise UserError(f"run folder {str(run_dir)!r} already holds a run; continue it with "
-                        f"`cl-nlp run --resume {run_dir}` or pick another --run-name")
-    # The tracker is made (and a tracking server reached) before anything heavy is loaded.
     if main:
-        tracker = tracker or make_tracker(cfg.tracking.enabled, tracking_uri(cfg, ckpt), cfg.tracking.experiment)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        lock = RunFolderLock.acquire(run_dir)  # a second process on this folder is refused, not interleaved
+        # The tracker is made (and a tracking server reached) before anything heavy is loaded.
+        lock, ckpt, tracker = open_run_folder(run_dir, resume, lambda ckpt: tracker or make_tracker(
+            cfg.tracking.enabled, tracking_uri(cfg, ckpt), cfg.tracking.experiment))
     else:
         tracker, echo, lock = Tracker(), _quiet, None
+        ckpt = find_resumable(run_dir) if resume else None
     resolved = resolved_config(cfg, run_name, getattr(tracker, "uri", None))  # config.yaml: the run name and URI used
-    if main:
-        write_config(run_dir, resolved)
 
     try:
+        if main:
+            write_config(run_dir, resolved)
         seed_everything(cfg.seed)
         tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.trust_remote_code)
         data = tokenize_stream(stream, tokenizer, cfg.model.max_length)
@@ -165,7 +165,7 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
 
             def checkpoint(report: StageReport) -> None:
                 if main:  # every process holds the same state
-                    save_checkpoint(run_dir, trainer, report.stage, tracker.checkpoint_info())
+                    save_checkpoint(run_dir, trainer, report.stage, tracker.checkpoint_info(), identity(cfg))
                 write_status(run_dir, "RUNNING", results, tracker)
                 warn_tracking(tracker)
 
@@ -187,8 +187,11 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
             write_status(run_dir, "FINISHED", results, tracker)
             tracker.log_artifact(run_dir)
         except BaseException as exc:  # the run (or its report) failed: recorded as such, then re-raised
-            fail_run(exc, results, run_dir, tracker)
-            raise
+            failure = as_user_error(exc)
+            fail_run(failure, results, run_dir, tracker)
+            if failure is exc:
+                raise
+            raise failure from exc
         tracker.end("FINISHED")
         write_status(run_dir, "FINISHED", results, tracker)  # again: the tracking time and any upload error
         echo("\nLive accuracy (rows: after training on task; columns: task evaluated)")
@@ -205,6 +208,13 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
     finally:
         if lock is not None:
             lock.release()
+
+
+def as_user_error(exc: BaseException) -> BaseException:
+    """An operating-system error stopping a run (disk full, read-only) as the one-line error it is."""
+    if isinstance(exc, OSError):
+        return UserError(describe_os_error(exc, "the run stopped"))
+    return exc
 
 
 def _quiet(message: str) -> None:
@@ -225,7 +235,11 @@ def fail_run(exc: BaseException, results: Results, run_dir: Path, tracker: Track
     status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
     reason = f"{type(exc).__name__}: {exc}"
     ckpt = latest_checkpoint(run_dir)
-    if ckpt is not None and isinstance(exc, UserError):
+    if isinstance(exc, KeyboardInterrupt):  # the CLI prints these words after "interrupted: "
+        exc.args = (f"the checkpoint after task {ckpt.stage} is kept; continue with `cl-nlp run --resume {run_dir}`"
+                    if ckpt is not None else "no task had finished, so there is no checkpoint; start the run again",)
+    elif ckpt is not None and isinstance(exc, UserError) and not isinstance(exc, DamagedCheckpoint):
+        # A checkpoint that failed to resume is never recommended again: its own message says what to do.
         exc.args = (f"{exc} (the checkpoint after task {ckpt.stage} is kept: `cl-nlp run --resume {run_dir}`"
                     + (", with --set to change what failed)" if isinstance(exc, NonFiniteLoss) else ")"),)
     try:

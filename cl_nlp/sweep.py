@@ -25,8 +25,8 @@ from typing import Callable
 import cl_nlp
 from cl_nlp.evaluation.comparison import (ComparedRun, Comparison, echo_comparison, log_comparison, plural,
                                           write_comparison)
-from cl_nlp.config import ComponentConfig, ExperimentConfig, flatten, parse_override
-from cl_nlp.errors import UserError
+from cl_nlp.config import SEED_MAX, ComponentConfig, ExperimentConfig, flatten, parse_override
+from cl_nlp.errors import UserError, shown
 from cl_nlp.tracking import MlflowTracker, Tracker, git_commit, make_tracker, ui_hint
 
 
@@ -34,9 +34,9 @@ def parse_names(text: str, what: str) -> list[str]:
     """``"naive,ewc"`` → ``["naive", "ewc"]``; empty items and repeats are refused."""
     items = [x.strip() for x in text.split(",")]
     if not all(items):
-        raise UserError(f"--{what}: empty item in {text!r}; give a comma-separated list, e.g. naive,ewc")
+        raise UserError(f"--{what}: empty item in {shown(text)}; give a comma-separated list, e.g. naive,ewc")
     if len(set(items)) != len(items):
-        raise UserError(f"--{what}: {text!r} names an item twice")
+        raise UserError(f"--{what}: {shown(text)} names an item twice")
     return items
 
 
@@ -44,9 +44,13 @@ def parse_seeds(text: str) -> list[int]:
     """``"0,1,2"`` → ``[0, 1, 2]``."""
     items = parse_names(text, "seeds")
     try:
-        return [int(x) for x in items]
+        seeds = [int(x) for x in items]
     except ValueError:
-        raise UserError(f"--seeds: expected comma-separated integers, e.g. 0,1,2; got {text!r}") from None
+        raise UserError(f"--seeds: expected comma-separated integers, e.g. 0,1,2; got {shown(text)}") from None
+    for seed in seeds:
+        if not 0 <= seed <= SEED_MAX:
+            raise UserError(f"--seeds: seed must be in [0, {SEED_MAX}], got {shown(seed, 60)}")
+    return seeds
 
 
 def parse_strategy_sets(items: tuple[str, ...] | list[str], strategies: list[str]) -> dict[str, dict]:
@@ -55,9 +59,9 @@ def parse_strategy_sets(items: tuple[str, ...] | list[str], strategies: list[str
     for text in items:
         name, dot, rest = text.partition(".")
         if not dot or "=" not in rest:
-            raise UserError(f"--strategy-set {text!r}: expected STRATEGY.KEY=VALUE, e.g. ewc.lambda=100")
+            raise UserError(f"--strategy-set {shown(text)}: expected STRATEGY.KEY=VALUE, e.g. ewc.lambda=100")
         if name not in strategies:
-            raise UserError(f"--strategy-set {text!r}: {name!r} is not in --strategies ({', '.join(strategies)})")
+            raise UserError(f"--strategy-set {shown(text)}: {shown(name, 60)} is not in --strategies ({', '.join(strategies)})")
         keys, value = parse_override(rest)
         out.setdefault(name, {})[".".join(keys)] = value
     return out
@@ -90,9 +94,12 @@ class SweepOutcome:
 def validate_sweep(base: ExperimentConfig, strategies: list[str]) -> None:
     """What every child shares is checked once, before anything starts: strategy names, stream, model."""
     from cl_nlp.models import resolve_model_path
+    from cl_nlp.run_folder import check_output, check_run_name
     from cl_nlp.strategies import get_strategy_spec
     from cl_nlp.streams import stream_options
 
+    check_run_name(base.run_name)  # the sweep's folder name
+    check_output(base.output)
     for name in strategies:
         get_strategy_spec(name)
     stream_options(base.stream.name, base.stream.options)
@@ -115,7 +122,7 @@ def run_sweep(base: ExperimentConfig, strategies: list[str], seeds: list[int],
     name = base.run_name or f"sweep-{base.stream.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     folder = Path(base.output) / name
     if folder.is_dir() and any(folder.iterdir()):  # every child would refuse its used run folder
-        raise UserError(f"sweep folder {str(folder)!r} already holds runs; pick another --run-name")
+        raise UserError(f"sweep folder {shown(str(folder))} already holds runs; pick another --run-name")
     folder.mkdir(parents=True, exist_ok=True)
     parent = make_tracker(base.tracking.enabled, base.tracking.uri, base.tracking.experiment)
     params = {**flatten(base.to_dict()), "sweep.strategies": ",".join(strategies),

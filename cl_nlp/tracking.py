@@ -18,10 +18,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from cl_nlp.errors import UserError
+from cl_nlp.errors import UserError, shown
+from cl_nlp.tracking_store import check_store_writable
 
 MAX_PARAM_LENGTH = 6000  # MLflow rejects longer parameter values
 # Run-folder entries not uploaded: checkpoints are resume state (the model's weights, for MiniLM
@@ -90,18 +92,35 @@ def git_commit() -> str | None:
 
 
 # MLflow's HTTP client retries a failed request 7 times with exponential backoff and waits up
-# to 120 s for an answer: minutes per call, during which training would stall. cl-nlp keeps
-# the retries short (the user's own settings win) and stops logging for a while after a call
-# fails anyway; the run folder holds every result regardless.
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                 "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+# to 120 s for an answer: minutes per call, during which training would stall. cl-nlp's calls
+# run with one retry and a 10 s timeout (at most ~21 s for a server that stopped answering);
+# once a call has failed, with a single 3 s try, and logging pauses for a minute between tries.
+# Variables the user set win; nothing is changed for other code in the process.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+HTTP_AFTER_FAILURE = {**HTTP_DEFAULTS, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "3"}
 REACH_TIMEOUT = 5.0    # seconds the start-up reachability check waits for a tracking server
 RETRY_COOLDOWN = 60.0  # after a logging call failed, seconds before logging is tried again
 
 
+@contextmanager
+def http_limits(values: dict[str, str]) -> Iterator[None]:
+    """MLflow's HTTP retry/timeout variables set to ``values`` for the calls inside, unless the
+    user set them; restored afterwards (MLflow reads them at every request)."""
+    added = [k for k in values if k not in os.environ]
+    for key in added:
+        os.environ[key] = values[key]
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
 def _first_line(exc: BaseException, limit: int = 300) -> str:
     lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:limit]
+    line = lines[0] if lines else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def check_reachable(uri: str, timeout: float = REACH_TIMEOUT) -> None:
@@ -118,7 +137,7 @@ def check_reachable(uri: str, timeout: float = REACH_TIMEOUT) -> None:
         return
     except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc or type(exc).__name__
-        raise UserError(f"MLflow tracking server {uri} is not reachable ({reason}); start it, pass another "
+        raise UserError(f"MLflow tracking server {shown(uri, 120).strip(chr(39))} is not reachable ({reason}); start it, pass another "
                         "--tracking-uri, or use --no-tracking") from None
 
 
@@ -142,36 +161,27 @@ class MlflowTracker(Tracker):
         self.parent_run_id = parent_run_id
         self.failures = 0
         self._paused_until = 0.0
+        self.ended = False  # whether the run's final status reached MLflow
+        self.earlier_failure: str | None = None  # a resumed run's failure_reason, cleared when it finishes
         check_reachable(self.uri)
+        check_store_writable(self.uri)  # a read-only sqlite file fails here, not after ~2 minutes of retries
         try:
-            self.client = MlflowClient(tracking_uri=self.uri)
-            exp = self.client.get_experiment_by_name(self.experiment)
+            with http_limits(HTTP_DEFAULTS):
+                self.client = MlflowClient(tracking_uri=self.uri)
+                exp = self.client.get_experiment_by_name(self.experiment)
         except Exception as exc:  # any store error here is a bad URI or an unusable store
-            raise UserError(f"cannot use MLflow tracking URI {self.uri!r} ({_first_line(exc)}); pass another "
-                            "--tracking-uri, or use --no-tracking") from None
+            raise UserError(f"cannot use MLflow tracking URI {shown(self.uri, 120)} ({_first_line(exc, 150)}); pass "
+                            "another --tracking-uri, or use --no-tracking") from None
         self.experiment_id = exp.experiment_id if exp else None
         self.seconds = time.perf_counter() - started
 
     def start(self, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> None:
-        from mlflow.entities import Param
-
         started = time.perf_counter()
         try:
-            if self.experiment_id is None:
-                self.experiment_id = self.client.create_experiment(self.experiment,
-                                                                   tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
-            else:
-                self._tag_experiment_kind()
-            run_tags = {"mlflow.runName": run_name, **{k: str(v) for k, v in tags.items() if v is not None}}
-            if self.parent_run_id:
-                run_tags["mlflow.parentRunId"] = self.parent_run_id
-            run = self.client.create_run(self.experiment_id, tags=run_tags, run_name=run_name)
-            self.run_id = run.info.run_id
-            items = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()]
-            for s in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
-                self.client.log_batch(self.run_id, params=items[s : s + 100])
+            with http_limits(HTTP_DEFAULTS):
+                self._start(run_name, params, tags)
         except Exception as exc:
-            raise UserError(f"cannot start an MLflow run at {self.uri} ({_first_line(exc)}); "
+            raise UserError(f"cannot start an MLflow run at {shown(self.uri, 120)} ({_first_line(exc, 150)}); "
                             "use --no-tracking to run without MLflow") from None
         finally:
             self.seconds += time.perf_counter() - started
@@ -185,34 +195,58 @@ class MlflowTracker(Tracker):
         except Exception:  # e.g. no permission on a shared server's experiment: only the UI's first view is at stake
             pass
 
+    def _start(self, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> None:
+        from mlflow.entities import Param
+
+        if self.experiment_id is None:
+            self.experiment_id = self.client.create_experiment(self.experiment,
+                                                               tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        else:
+            self._tag_experiment_kind()
+        run_tags = {"mlflow.runName": run_name, **{k: str(v) for k, v in tags.items() if v is not None}}
+        if self.parent_run_id:
+            run_tags["mlflow.parentRunId"] = self.parent_run_id
+        run = self.client.create_run(self.experiment_id, tags=run_tags, run_name=run_name)
+        self.run_id = run.info.run_id
+        items = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()]
+        for s in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
+            self.client.log_batch(self.run_id, params=items[s : s + 100])
+
     def resume(self, run_id: str, stage: int) -> None:
         started = time.perf_counter()
         try:
-            run = self.client.get_run(run_id)
-            self.client.update_run(run_id, status="RUNNING")
-            self.client.set_tag(run_id, "cl_nlp.resumed_after_task", str(stage))
+            with http_limits(HTTP_DEFAULTS):
+                run = self.client.get_run(run_id)
+                self.client.update_run(run_id, status="RUNNING")
+                self.client.set_tag(run_id, "cl_nlp.resumed_after_task", str(stage))
         except Exception as exc:
-            raise UserError(f"cannot continue MLflow run {run_id} at {self.uri} ({_first_line(exc)}); pass the "
-                            "--tracking-uri the run was logged to, or use --no-tracking") from None
+            raise UserError(f"cannot continue MLflow run {shown(run_id, 60)} at {shown(self.uri, 120)} "
+                            f"({_first_line(exc, 150)}); pass the --tracking-uri the run was logged to, or use "
+                            "--no-tracking") from None
         finally:
             self.seconds += time.perf_counter() - started
         self.run_id = run_id
         self.experiment_id = run.info.experiment_id
+        self.earlier_failure = run.data.tags.get("failure_reason")
 
     def checkpoint_info(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "uri": self.uri, "experiment_id": self.experiment_id}
 
-    def _call(self, what: str, fn, *args, **kwargs) -> None:
-        """Run one logging call; a failure is recorded, never raised (results live in the run folder)."""
+    def _call(self, what: str, fn, *args, **kwargs) -> bool:
+        """Run one logging call; a failure is recorded, never raised (results live in the run folder).
+        Returns whether the call was made and succeeded."""
         if self.run_id is None or time.monotonic() < self._paused_until:
-            return
+            return False
         started = time.perf_counter()
         try:
-            fn(*args, **kwargs)
+            with http_limits(HTTP_AFTER_FAILURE if self.failures else HTTP_DEFAULTS):
+                fn(*args, **kwargs)
+            return True
         except Exception as exc:
             self.failures += 1
             self.error = self.error or f"{what}: {_first_line(exc)}"
             self._paused_until = time.monotonic() + RETRY_COOLDOWN
+            return False
         finally:
             self.seconds += time.perf_counter() - started
 
@@ -256,12 +290,16 @@ class MlflowTracker(Tracker):
 
     def end(self, status: str = "FINISHED", reason: str | None = None) -> None:
         self._paused_until = 0.0  # one more try: the server may be back
+        # The status first: if the server is still away, one short try and no more waiting.
+        self.ended = self._call("end run", self.client.set_terminated, self.run_id, status=status)
         if self.error:
             self._call("tag", self.client.set_tag, self.run_id, "cl_nlp.tracking_error",
                        f"{self.failures} logging call(s) failed, first: {self.error}; the run folder has every result")
         if reason:
             self._call("tag", self.client.set_tag, self.run_id, "failure_reason", reason[:5000])
-        self._call("end run", self.client.set_terminated, self.run_id, status=status)
+        elif status == "FINISHED" and self.earlier_failure:  # a resumed run finished: its old failure is history
+            if self._call("tag", self.client.set_tag, self.run_id, "cl_nlp.earlier_failure", self.earlier_failure[:5000]):
+                self._call("tag", self.client.delete_tag, self.run_id, "failure_reason")
 
     def run_url(self) -> str | None:
         if self.uri.startswith(("http://", "https://")):
@@ -301,8 +339,6 @@ def make_tracker(enabled: bool, uri: str | None, experiment: str) -> Tracker:
         return Tracker()
     if uri is None:
         uri = os.environ.get("MLFLOW_TRACKING_URI") or None
-    for key, value in HTTP_DEFAULTS.items():
-        os.environ.setdefault(key, value)
     try:
         return MlflowTracker(uri, experiment)
     except ImportError:
