@@ -21,10 +21,10 @@ import torch
 
 import cl_nlp
 from cl_nlp.batching import encode
-from cl_nlp.checkpoint import Checkpoint, DamagedCheckpoint, latest_checkpoint, restore_checkpoint, save_checkpoint
+from cl_nlp.runtime.checkpoint import Checkpoint, DamagedCheckpoint, latest_checkpoint, restore_checkpoint, save_checkpoint
 from cl_nlp.config import ExperimentConfig, flatten
 from cl_nlp.dataset_inputs import task_datasets
-from cl_nlp.distributed import is_main_process, main_process_time
+from cl_nlp.runtime.distributed import is_main_process, main_process_time
 from cl_nlp.errors import UserError, describe_os_error
 from cl_nlp.evaluation.evaluator import Evaluator, ProbeSettings
 from cl_nlp.evaluation.report import format_matrix, format_summary, write_matrix_csv
@@ -34,8 +34,8 @@ from cl_nlp.evaluation.verdict import closing_note, write_run_report
 from cl_nlp.heads import task_class_matrix
 from cl_nlp.models import EMBEDDED_MODEL, build_model, check_model, load_tokenizer
 from cl_nlp.progress import RunProgress, plan_run, resolve_mode
-from cl_nlp.resume import find_resumable, identity
-from cl_nlp.run_folder import check_output, check_run_name, open_run_folder
+from cl_nlp.runtime.resume import find_resumable, identity
+from cl_nlp.runtime.run_folder import check_output, check_run_name, open_run_folder
 from cl_nlp.run_outputs import TABLE_FILE, accuracy_table, finish_folder, resolved_config, write_config
 from cl_nlp.strategies import StrategyContext, build_strategy, strategy_options
 from cl_nlp.streams import Stream, build_stream, stream_options
@@ -92,7 +92,7 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
     """Run the experiment ``cfg`` end to end and return where its results are.
 
     With ``resume=True`` the run folder's newest checkpoint is loaded and training continues
-    with the next task, logging into the same MLflow run (see :mod:`cl_nlp.checkpoint`).
+    with the next task, logging into the same MLflow run (see :mod:`cl_nlp.runtime.checkpoint`).
     """
     started = time.perf_counter()
     stream = validate(cfg)

@@ -6,7 +6,7 @@ seeds in the outer loop, so a sweep stopped half-way already holds every strateg
 first seeds. A child that fails — a bad option, a crash — is recorded as a FAILED child run
 with its reason (and its traceback in the run folder's ``error.txt``) and the sweep goes on.
 
-At the end the finished children are compared (:mod:`cl_nlp.evaluation.comparison`): the summary table
+At the end the finished children are compared (:mod:`cl_nlp.comparison.comparison`): the summary table
 (mean ± sample std over seeds), forgetting curves and final matrices go to
 ``<output>/<sweep>/comparison/`` and to the parent run (artifacts + ``summary/<strategy>/*``
 metrics). The parent ends FINISHED when at least one child finished — its description and
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 import cl_nlp
-from cl_nlp.evaluation.comparison import (ComparedRun, Comparison, echo_comparison, log_comparison, plural,
+from cl_nlp.comparison.comparison import (ComparedRun, Comparison, echo_comparison, log_comparison, plural,
                                           write_comparison)
 from cl_nlp.config import SEED_MAX, ComponentConfig, ExperimentConfig, flatten, parse_override
 from cl_nlp.errors import UserError, shown
@@ -94,7 +94,7 @@ class SweepOutcome:
 def validate_sweep(base: ExperimentConfig, strategies: list[str]) -> None:
     """What every child shares is checked once, before anything starts: strategy names, stream, model."""
     from cl_nlp.models import resolve_model_path
-    from cl_nlp.run_folder import check_output, check_run_name
+    from cl_nlp.runtime.run_folder import check_output, check_run_name
     from cl_nlp.strategies import get_strategy_spec
     from cl_nlp.streams import stream_options
 

@@ -28,10 +28,10 @@ from accelerate import Accelerator
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
-from cl_nlp.allocator import keep_freed_memory
+from cl_nlp.runtime.allocator import keep_freed_memory
 from cl_nlp.batching import Examples, collate, train_batches
 from cl_nlp.config import TrainConfig
-from cl_nlp.distributed import diverged, mean_across_processes, own_dropout_stream, shard
+from cl_nlp.runtime.distributed import diverged, mean_across_processes, own_dropout_stream, shard
 from cl_nlp.errors import UserError
 from cl_nlp.evaluation.evaluator import Evaluator
 from cl_nlp.heads import training_logits
@@ -198,7 +198,7 @@ class Trainer:
             keep_freed_memory()  # the 47 MB embedding gradient of each step, reused instead of re-faulted
         task_examples = self.strategy.training_examples(task)  # joint training returns every task so far
         # Data parallel: every process draws the same batches of processes x batch_size examples
-        # and trains on its own slice (cl_nlp.distributed.shard); a step is one such batch.
+        # and trains on its own slice (cl_nlp.runtime.distributed.shard); a step is one such batch.
         rank, processes = self.accelerator.process_index, self.accelerator.num_processes
         global_batch = cfg.batch_size * processes
         n_batches = math.ceil(len(task_examples) / global_batch)

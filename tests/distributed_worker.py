@@ -22,9 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests.` helpers when run as a script
 
-from cl_nlp.checkpoint import split_tensors  # noqa: E402
+from cl_nlp.runtime.checkpoint import split_tensors  # noqa: E402
 from cl_nlp.config import TrainConfig  # noqa: E402
-from cl_nlp.distributed import diverged  # noqa: E402
+from cl_nlp.runtime.distributed import diverged  # noqa: E402
 from cl_nlp.evaluation.evaluator import Evaluator, ProbeSettings, predict  # noqa: E402
 from cl_nlp.evaluation.results import Results  # noqa: E402
 from cl_nlp.experiment import tokenize_stream  # noqa: E402

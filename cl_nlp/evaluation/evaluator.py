@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from cl_nlp.batching import Examples, collate, eval_batches
-from cl_nlp.distributed import process_layout, sum_arrays_across_processes
+from cl_nlp.runtime.distributed import process_layout, sum_arrays_across_processes
 from cl_nlp.evaluation.cka import linear_cka
 from cl_nlp.evaluation.class_report import per_class_scores
 from cl_nlp.evaluation.probing import DEFAULT_L2, per_class_sample, probe_accuracy

@@ -1,7 +1,7 @@
 """``cl-nlp run --resume RUN_DIR``: which checkpoint, which config, and why a folder cannot be resumed.
 
 Everything here only reads the run folder. Checking the checkpoint's hashes and contents
-(:func:`cl_nlp.checkpoint_integrity.verify_checkpoint`) and removing a killed writer's
+(:func:`cl_nlp.runtime.checkpoint_integrity.verify_checkpoint`) and removing a killed writer's
 leftovers happen in :func:`cl_nlp.experiment.run_experiment`, under the run folder's lock.
 """
 
@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cl_nlp.checkpoint import _STAGE_DIR, CHECKPOINTS, Checkpoint, latest_checkpoint, read_state
+from cl_nlp.runtime.checkpoint import _STAGE_DIR, CHECKPOINTS, Checkpoint, latest_checkpoint, read_state
 from cl_nlp.errors import UserError, describe_os_error, shown, shown_path
 
 if TYPE_CHECKING:  # pragma: no cover

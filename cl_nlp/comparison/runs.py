@@ -4,7 +4,7 @@ Runs are found by id, as the children of a parent run (a sweep), or in an experi
 optional MLflow filter — from a local sqlite store or a remote ``mlflow server`` alike. Each
 run's accuracy matrices come from its ``results.json`` artifact or, when a run has none, are
 rebuilt from its ``acc/<task>`` metric histories (step = stage), the same keys MLflow's own
-chart view draws. Grouping, checks and the files written are :mod:`cl_nlp.evaluation.comparison`.
+chart view draws. Grouping, checks and the files written are :mod:`cl_nlp.comparison.comparison`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cl_nlp.errors import UserError
-from cl_nlp.evaluation.comparison import (ComparedRun, Comparison, echo_comparison, log_comparison, plural,
+from cl_nlp.comparison.comparison import (ComparedRun, Comparison, echo_comparison, log_comparison, plural,
                                           write_comparison)
 from cl_nlp.evaluation.results import Results
 

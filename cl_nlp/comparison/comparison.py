@@ -1,7 +1,7 @@
 """Comparing runs: group them by strategy, check they align, write curves, heatmaps and a table.
 
 A run enters as a :class:`ComparedRun` — tags, params, final metrics, accuracy matrices —
-whether it was read from MLflow (:mod:`cl_nlp.compare`) or comes straight from a sweep that
+whether it was read from MLflow (:mod:`cl_nlp.comparison.runs`) or comes straight from a sweep that
 just finished (:mod:`cl_nlp.sweep`). Runs are grouped by their ``strategy`` tag; runs of one
 strategy whose params differ (other than seed and output paths) are split into groups labelled
 with the differing params, e.g. ``ewc (strategy.lambda=100)``, so a hyper-parameter sweep is
@@ -18,10 +18,10 @@ from typing import Any, Callable
 import numpy as np
 
 from cl_nlp.errors import UserError
-from cl_nlp.evaluation.compare_plots import plot_final_matrices, plot_forgetting_curves
+from cl_nlp.comparison.plots import plot_final_matrices, plot_forgetting_curves
 from cl_nlp.evaluation.metrics import intransigence
 from cl_nlp.evaluation.results import Results
-from cl_nlp.evaluation.summary_table import SummaryRow, format_markdown, summarize, summary_metrics, write_csv
+from cl_nlp.comparison.summary_table import SummaryRow, format_markdown, summarize, summary_metrics, write_csv
 
 # Params that differ between seeds of one configuration without making it another one.
 _NOT_A_SETTING = ("seed", "run_name", "output")

@@ -17,7 +17,7 @@ mid-write (even by SIGKILL) leaves the previous checkpoint whole; older ones are
 Leftover temporary folders are removed only by the process holding the run folder's lock
 (:func:`clean_partial_checkpoints`): finding a checkpoint never deletes anything, so a second
 process started on a running run cannot destroy the checkpoint it is writing. A resume checks
-the manifest and the files' contents first (:mod:`cl_nlp.checkpoint_integrity`). Loading reads
+the manifest and the files' contents first (:mod:`cl_nlp.runtime.checkpoint_integrity`). Loading reads
 only safetensors and JSON: nothing is unpickled.
 """
 
@@ -36,10 +36,10 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 import cl_nlp
-from cl_nlp.checkpoint_integrity import DamagedCheckpoint, verify_checkpoint, write_manifest
+from cl_nlp.runtime.checkpoint_integrity import DamagedCheckpoint, verify_checkpoint, write_manifest
 from cl_nlp.errors import UserError, shown, shown_path
 from cl_nlp.evaluation.results import Results
-from cl_nlp.rng import capture_rng, restore_rng
+from cl_nlp.runtime.rng import capture_rng, restore_rng
 
 if TYPE_CHECKING:  # pragma: no cover
     from cl_nlp.training import Trainer
@@ -229,7 +229,7 @@ def latest_checkpoint(run_dir: str | Path) -> Checkpoint | None:
 def clean_partial_checkpoints(run_dir: str | Path) -> None:
     """Remove temporary folders left by a writer that was killed mid-checkpoint.
 
-    Call only while holding the run folder's lock (:class:`cl_nlp.run_lock.RunFolderLock`):
+    Call only while holding the run folder's lock (:class:`cl_nlp.runtime.run_lock.RunFolderLock`):
     without it, the folder may belong to a checkpoint being written right now.
     """
     root = Path(run_dir) / CHECKPOINTS

@@ -13,10 +13,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from cl_nlp.checkpoint import Checkpoint, clean_partial_checkpoints, read_state, verify_checkpoint
+from cl_nlp.runtime.checkpoint import Checkpoint, clean_partial_checkpoints, read_state, verify_checkpoint
 from cl_nlp.errors import UserError, describe_os_error, shown, shown_path
-from cl_nlp.resume import START_OVER, find_resumable, holds_a_run
-from cl_nlp.run_lock import RunFolderLock
+from cl_nlp.runtime.resume import START_OVER, find_resumable, holds_a_run
+from cl_nlp.runtime.run_lock import RunFolderLock
 
 if TYPE_CHECKING:  # pragma: no cover
     from cl_nlp.tracking import Tracker

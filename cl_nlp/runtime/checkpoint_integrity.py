@@ -21,7 +21,7 @@ from safetensors import SafetensorError, safe_open
 from cl_nlp.errors import UserError, shown, shown_path
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cl_nlp.checkpoint import Checkpoint
+    from cl_nlp.runtime.checkpoint import Checkpoint
 
 MANIFEST = "manifest.json"
 REQUIRED = ("model.safetensors", "strategy.safetensors", "strategy.json", "rng.safetensors", "results.json", "state.json")
@@ -141,7 +141,7 @@ def _tensor_names(path: Path, damaged) -> set[str]:
 
 
 def _references(tree: Any) -> set[str]:
-    """Tensor names a strategy.json tree (:func:`cl_nlp.checkpoint.split_tensors`) refers to."""
+    """Tensor names a strategy.json tree (:func:`cl_nlp.runtime.checkpoint.split_tensors`) refers to."""
     if isinstance(tree, dict):
         if set(tree) in ({"__tensor__"}, {"__ndarray__"}):
             return {str(next(iter(tree.values())))}
