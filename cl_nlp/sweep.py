@@ -152,7 +152,8 @@ def run_sweep(base: ExperimentConfig, strategies: list[str], seeds: list[int],
 
 
 def _run_child(cfg: ExperimentConfig, parent: Tracker, echo: Callable[[str], None], debug: bool) -> ComparedRun:
-    from cl_nlp.experiment import final_metrics, run_experiment
+    from cl_nlp.evaluation.metric_keys import final_metrics
+    from cl_nlp.experiment import run_experiment
 
     params = {k: str(v) for k, v in flatten(cfg.to_dict()).items()}
     child = ComparedRun(None, cfg.run_name, cfg.strategy.name, cfg.stream.name, str(cfg.seed), "FAILED", params=params)

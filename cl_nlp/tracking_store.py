@@ -13,7 +13,7 @@ import urllib.parse
 from pathlib import Path
 
 from cl_nlp.errors import UserError, shown
-from cl_nlp.runtime.run_folder import check_name_lengths, check_writable_folder
+from cl_nlp.runtime.folder_checks import check_name_lengths, check_writable_folder
 
 
 def _local_store(uri: str) -> tuple[str, Path] | None:

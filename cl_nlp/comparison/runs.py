@@ -17,10 +17,11 @@ from typing import Any, Callable
 from cl_nlp.errors import UserError
 from cl_nlp.comparison.comparison import (ComparedRun, Comparison, echo_comparison, log_comparison, plural,
                                           write_comparison)
+from cl_nlp.evaluation.metric_keys import METRIC_PREFIX
 from cl_nlp.evaluation.results import Results
 
 # Metric-key prefix of each matrix: what rebuilds a matrix from metric histories.
-MATRIX_PREFIX = {"live": "acc", "task_aware": "task_aware_acc", "probe": "probe_acc"}
+MATRIX_PREFIX = METRIC_PREFIX
 
 
 def find_runs(client: Any, run_ids: tuple[str, ...] = (), parent: str | None = None,

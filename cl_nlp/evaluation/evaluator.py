@@ -31,11 +31,13 @@ from cl_nlp.batching import Examples, collate, eval_batches
 from cl_nlp.runtime.distributed import process_layout, sum_arrays_across_processes
 from cl_nlp.evaluation.cka import linear_cka
 from cl_nlp.evaluation.class_report import per_class_scores
+from cl_nlp.evaluation.metric_keys import METRIC_PREFIX, PROBE_SECONDS
 from cl_nlp.evaluation.probing import DEFAULT_L2, per_class_sample, probe_accuracy
 from cl_nlp.evaluation.results import Results
 from cl_nlp.evaluation.retention import retention_summary, task_table
 from cl_nlp.heads import restrict_to_task
 from cl_nlp.models import pool
+from cl_nlp.run_context import RunContext
 
 
 @dataclass
@@ -124,24 +126,25 @@ class Evaluator:
     ``probes`` are given; drift (CKA) is always measured, since it reuses the test features.
 
     Example:
-        >>> evaluator = Evaluator(results, tests, task_classes, pad_id, trains=trains,  # doctest: +SKIP
+        >>> evaluator = Evaluator(results, tests, context, trains=trains,  # doctest: +SKIP
         ...                       probes=ProbeSettings(per_class=30))
         >>> evaluator.evaluate(model, stage=1)  # doctest: +SKIP
     """
 
-    def __init__(self, results: Results, tests: list[Examples], task_classes: torch.Tensor, pad_id: int,
-                 batch_size: int = 128, future_tasks: str = "next", device: torch.device | str = "cpu", *,
-                 trains: list[Examples] | None = None, probes: ProbeSettings | None = None,
-                 class_names: list[str] | None = None,
+    def __init__(self, results: Results, tests: list[Examples], context: RunContext, batch_size: int = 128,
+                 future_tasks: str = "next", *, trains: list[Examples] | None = None,
+                 probes: ProbeSettings | None = None, class_names: list[str] | None = None,
                  progress: Callable[[int, str, int], None] | None = None):
         self.results = results
         self.progress = progress  # progress(stage, what, examples): told of every batch (cl_nlp.progress)
         self.tests = tests
-        self.task_classes = task_classes
-        self.pad_id = pad_id
+        self.context = context
+        # Read from the run's context: both readings mask with the same matrix the trainer trains with.
+        self.task_classes = context.task_classes
+        self.pad_id = context.pad_id
+        self.device = context.device
         self.batch_size = batch_size
         self.future_tasks = future_tasks
-        self.device = device
         self.probes = probes if trains is not None else None
         self.probe_samples: list[Examples] | None = None
         if self.probes is not None:
@@ -188,6 +191,7 @@ class Evaluator:
         if stage > 0:
             self.results.extra["retention"] = jsonable({"summary": retention_summary(self.results, stage),
                                                         "tasks": task_table(self.results, stage)})
+        self.results.stages_done = max(self.results.stages_done, stage)
         self.last_predictions = out
         return out
 
@@ -230,7 +234,7 @@ class Evaluator:
         for name in results.matrices:
             if name in ("live", "task_aware"):
                 continue  # logged by the trainer as acc/* and task_aware_acc/*
-            prefix = "probe_acc" if name == "probe" else name
+            prefix = METRIC_PREFIX.get(name, name)
             for j in range(stage):
                 out[f"{prefix}/{results.task_names[j]}"] = float(results.matrices[name][stage - 1, j])
         if "probe" in results.matrices:
@@ -239,7 +243,7 @@ class Evaluator:
                         "probe_forgetting": summary["forgetting"]})
             retention = results.extra.get("retention", {}).get("summary", {})
             out["recoverable_share"] = _num(retention.get("recoverable_share"))
-            out["time/probe_seconds"] = results.timings.get(f"probe_seconds/{results.task_names[stage - 1]}", math.nan)
+            out[PROBE_SECONDS] = results.timings.get(f"probe_seconds/{results.task_names[stage - 1]}", math.nan)
         return out
 
     def state_dict(self) -> dict[str, torch.Tensor]:

@@ -29,20 +29,32 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 import cl_nlp
-from cl_nlp.runtime.checkpoint_integrity import DamagedCheckpoint, verify_checkpoint, write_manifest
 from cl_nlp.errors import UserError, shown, shown_path
 from cl_nlp.evaluation.results import Results
+from cl_nlp.runtime.checkpoint_integrity import DamagedCheckpoint, verify_checkpoint, write_manifest
 from cl_nlp.runtime.rng import capture_rng, restore_rng
+from cl_nlp.runtime.state_tree import join_tensors, split_tensors
 
-if TYPE_CHECKING:  # pragma: no cover
-    from cl_nlp.training import Trainer
+
+class TrainerState(Protocol):
+    """What a checkpoint saves and restores of a trainer (:class:`cl_nlp.training.Trainer` has it):
+    named here so this module does not import the training loop it sits beside."""
+
+    model: torch.nn.Module
+    strategy: Any
+    evaluator: Any
+    rng: np.random.Generator
+    global_step: int
+
+    @property
+    def device(self) -> torch.device: ...
 
 CHECKPOINTS = "checkpoints"
 FORMAT = 2  # 2: with manifest.json; 1 (read, checked by content only): without
@@ -70,50 +82,7 @@ class Checkpoint:
         return Results.load(self.path / "results.json")
 
 
-# ---- strategy state: tensors to safetensors, everything else to JSON -------------------------
-
-def split_tensors(tree: Any, tensors: dict[str, torch.Tensor] | None = None, where: str = "state") -> tuple[Any, dict[str, torch.Tensor]]:
-    """Replace every tensor/array in a nested dict/list by a reference; return (JSON tree, tensors).
-
-    Tensors are cloned, so tensors sharing storage (which safetensors refuses) are saved apart.
-    Dicts whose keys are not all strings are kept as ``{"__items__": [[key, value], ...]}``.
-    """
-    tensors = {} if tensors is None else tensors
-    if isinstance(tree, torch.Tensor):
-        key = f"t{len(tensors)}"
-        tensors[key] = tree.detach().to("cpu").contiguous().clone()
-        return {"__tensor__": key}, tensors
-    if isinstance(tree, np.ndarray):
-        key = f"t{len(tensors)}"
-        tensors[key] = torch.from_numpy(np.ascontiguousarray(tree)).clone()
-        return {"__ndarray__": key}, tensors
-    if isinstance(tree, np.generic):
-        return tree.item(), tensors
-    if isinstance(tree, dict):
-        if all(isinstance(k, str) for k in tree):
-            return {k: split_tensors(v, tensors, f"{where}.{k}")[0] for k, v in tree.items()}, tensors
-        return {"__items__": [[k, split_tensors(v, tensors, f"{where}[{k!r}]")[0]] for k, v in tree.items()]}, tensors
-    if isinstance(tree, (list, tuple)):
-        return [split_tensors(v, tensors, f"{where}[{i}]")[0] for i, v in enumerate(tree)], tensors
-    if tree is None or isinstance(tree, (bool, int, float, str)):
-        return tree, tensors
-    raise TypeError(f"{where} is a {type(tree).__name__}; a strategy's state_dict may hold only tensors, "
-                    "NumPy arrays and JSON values (dict, list, str, number, bool, None)")
-
-
-def join_tensors(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
-    """Inverse of :func:`split_tensors`."""
-    if isinstance(tree, dict):
-        if set(tree) == {"__tensor__"}:
-            return tensors[tree["__tensor__"]]
-        if set(tree) == {"__ndarray__"}:
-            return tensors[tree["__ndarray__"]].cpu().numpy()
-        if set(tree) == {"__items__"}:
-            return {k: join_tensors(v, tensors) for k, v in tree["__items__"]}
-        return {k: join_tensors(v, tensors) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [join_tensors(v, tensors) for v in tree]
-    return tree
+# ---- strategy state: tensors to safetensors, everything else to JSON (cl_nlp.runtime.state_tree)
 
 
 # ---- writing ---------------------------------------------------------------------------------
@@ -135,7 +104,7 @@ def _fsync_tree(folder: Path) -> None:
         os.close(fd)
 
 
-def save_checkpoint(run_dir: str | Path, trainer: "Trainer", stage: int, tracking: dict[str, Any] | None = None,
+def save_checkpoint(run_dir: str | Path, trainer: TrainerState, stage: int, tracking: dict[str, Any] | None = None,
                     experiment: dict[str, Any] | None = None) -> Path:
     """Write the checkpoint of ``stage`` (tasks learned so far) atomically; keep only the newest.
 
@@ -172,7 +141,7 @@ def save_checkpoint(run_dir: str | Path, trainer: "Trainer", stage: int, trackin
     return final
 
 
-def _write_stage(tmp: Path, trainer: "Trainer", stage: int, tracking: dict[str, Any] | None,
+def _write_stage(tmp: Path, trainer: TrainerState, stage: int, tracking: dict[str, Any] | None,
                  experiment: dict[str, Any] | None) -> None:
     save_model(trainer.model, str(tmp / "model.safetensors"))
     strategy_tree, strategy_tensors = split_tensors(trainer.strategy.state_dict())
@@ -237,7 +206,7 @@ def clean_partial_checkpoints(run_dir: str | Path) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
-def restore_checkpoint(ckpt: Checkpoint, trainer: "Trainer") -> None:
+def restore_checkpoint(ckpt: Checkpoint, trainer: TrainerState) -> None:
     """Load weights, strategy state, RNG states and the step counter into a freshly built trainer.
 
     Every failure is a :class:`DamagedCheckpoint` naming the file and what it does not fit.

@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cl_nlp.runtime.checkpoint import _STAGE_DIR, CHECKPOINTS, Checkpoint, latest_checkpoint, read_state
 from cl_nlp.errors import UserError, describe_os_error, shown, shown_path
+from cl_nlp.runtime.checkpoint import _STAGE_DIR, CHECKPOINTS, Checkpoint, latest_checkpoint, read_state
 
 if TYPE_CHECKING:  # pragma: no cover
     from cl_nlp.config import ExperimentConfig

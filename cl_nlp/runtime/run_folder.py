@@ -13,8 +13,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from cl_nlp.runtime.checkpoint import Checkpoint, clean_partial_checkpoints, read_state, verify_checkpoint
 from cl_nlp.errors import UserError, describe_os_error, shown, shown_path
+from cl_nlp.runtime.checkpoint import Checkpoint, clean_partial_checkpoints, read_state, verify_checkpoint
+from cl_nlp.runtime.folder_checks import check_writable_folder
 from cl_nlp.runtime.resume import START_OVER, find_resumable, holds_a_run
 from cl_nlp.runtime.run_lock import RunFolderLock
 
@@ -45,43 +46,6 @@ def check_run_name(name: str | None, flag: str = "--run-name") -> None:
         raise UserError(f"{flag} {shown(name, 60)} must be a single folder name (no '/', not '..'); {fix}")
     if len(name) > NAME_MAX or len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
         raise UserError(f"{flag} is {len(name)} characters long; use at most {NAME_MAX}")
-
-
-def _nearest_existing(path: Path) -> Path:
-    """``path`` or its closest ancestor that exists (the folder a ``mkdir -p`` would start in)."""
-    current = path
-    while not current.exists() and current != current.parent:
-        current = current.parent
-    return current
-
-
-def check_writable_folder(path: str | Path, what: str, fix: str) -> None:
-    """``path`` is a folder this process can write, or can be created inside one.
-
-    Raises:
-        UserError: ``path`` is a file, lies under a file, or the folder is not writable, naming
-            ``what`` (e.g. ``--output 'runs'``) and ending with ``fix``.
-    """
-    p = Path(path)
-    try:
-        if p.exists() and not p.is_dir():
-            raise UserError(f"{what} is a file, not a folder; {fix}")
-        base = _nearest_existing(p.absolute())
-        if not base.is_dir():
-            raise UserError(f"{what}: {shown_path(base)} is a file, not a folder; {fix}")
-        if not os.access(base, os.W_OK | os.X_OK):
-            raise UserError(f"{what}: folder {shown_path(base)} is not writable; {fix}")
-        if not p.exists():
-            check_name_lengths(p, what, fix)
-    except OSError as exc:
-        raise UserError(describe_os_error(exc, what)) from None
-
-
-def check_name_lengths(path: Path, what: str, fix: str) -> None:
-    """A name the file system would refuse (over 255 bytes), refused now rather than after training."""
-    for part in Path(path).parts:
-        if len(part.encode("utf-8", "surrogateescape")) > 255:
-            raise UserError(f"{what}: a file or folder name of {len(part)} characters is too long (at most 255); {fix}")
 
 
 def check_output(output: str) -> None:

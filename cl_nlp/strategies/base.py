@@ -34,9 +34,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from cl_nlp.batching import Examples
+from cl_nlp.run_context import RunContext
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cl_nlp.training import TaskData
+    from cl_nlp.task_data import TaskData
 
 
 @dataclass
@@ -139,17 +140,5 @@ class Strategy:
         """Restore what :meth:`state_dict` returned; ``model`` is the restored model (weights already loaded)."""
 
 
-@dataclass
-class StrategyContext:
-    """What the run tells a strategy at construction: the scenario, sizes, seed, device, and
-    what a strategy needs to run the model on its own (EWC's Fisher): the padding id and the
-    task-to-classes matrix that :func:`cl_nlp.heads.training_logits` masks with."""
-
-    scenario: str = "class-incremental"
-    num_tasks: int = 1
-    num_classes: int = 2
-    seed: int = 0
-    batch_size: int = 16
-    device: torch.device = torch.device("cpu")
-    pad_id: int = 0
-    task_classes: torch.Tensor | None = None  # bool (tasks x classes); None = every class in every task
+# A strategy's context is the run's: one object, built once per run (cl_nlp.run_context).
+StrategyContext = RunContext

@@ -15,6 +15,13 @@ from cl_nlp.options import build_options
 
 ENTRY_POINT_GROUP = "cl_nlp.strategies"
 
+# The strategies the optional Avalanche adapter (cl_nlp.avalanche.strategies) registers, as plain
+# data: naming one where the extra is missing says how to install it, without importing the
+# adapter (which sits above the core). tests/avalanche checks the two lists agree.
+AVALANCHE_PREFIX = "avalanche:"
+AVALANCHE_NAMES = frozenset({"Naive", "Cumulative", "Replay", "GDumb", "EWC", "LwF", "SI", "MAS", "AGEM", "GEM",
+                             "DER", "ER_ACE", "MIR"})
+
 
 @dataclass(frozen=True)
 class StrategySpec:
@@ -64,9 +71,7 @@ def strategy_names() -> list[str]:
 def get_strategy_spec(name: str) -> StrategySpec:
     load_entry_points()
     if name not in _STRATEGIES:
-        from cl_nlp.avalanche.strategies import AVALANCHE_STRATEGIES, PREFIX  # plain data: no Avalanche import
-
-        if name.startswith(PREFIX) and name[len(PREFIX):] in AVALANCHE_STRATEGIES:
+        if name.startswith(AVALANCHE_PREFIX) and name[len(AVALANCHE_PREFIX):] in AVALANCHE_NAMES:
             raise UserError(f"strategy {name!r} needs the optional extra cl-nlp[avalanche], which is not installed here; "
                             "install it in its own environment (docs/avalanche.md): python3 -m venv .venv-avalanche && "
                             ".venv-avalanche/bin/pip install torch==2.14.1 torchvision==0.29.1 -e '.[avalanche]'")

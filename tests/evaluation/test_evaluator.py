@@ -11,6 +11,7 @@ from cl_nlp.evaluation.results import Results
 from cl_nlp.heads import task_class_matrix
 from cl_nlp.models import build_model, load_tokenizer
 from cl_nlp.streams import build_stream
+from cl_nlp.run_context import RunContext
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +25,14 @@ def setup(tiny_model):
     return stream, tokenizer, trains, tests, model
 
 
+def context_of(stream, tokenizer):
+    return RunContext(stream.scenario, len(stream), stream.num_classes, pad_id=tokenizer.pad_token_id,
+                      task_classes=task_class_matrix(stream))
+
+
 def make_evaluator(stream, tokenizer, trains, tests, layerwise=True):
     results = Results(stream.task_names, stream.scenario)
-    evaluator = Evaluator(results, tests, task_class_matrix(stream), tokenizer.pad_token_id, batch_size=64,
+    evaluator = Evaluator(results, tests, context_of(stream, tokenizer), batch_size=64,
                           trains=trains, probes=ProbeSettings(per_class=5, layerwise=layerwise, seed=3),
                           class_names=stream.class_names)
     return results, evaluator
@@ -106,7 +112,7 @@ def test_classification_reports_cover_each_learned_task(setup):
 def test_without_training_sets_no_probes_run(setup):
     stream, tokenizer, trains, tests, model = setup
     results = Results(stream.task_names, stream.scenario)
-    evaluator = Evaluator(results, tests, task_class_matrix(stream), tokenizer.pad_token_id, probes=ProbeSettings())
+    evaluator = Evaluator(results, tests, context_of(stream, tokenizer), probes=ProbeSettings())
     evaluator.evaluate(model, 0)
     evaluator.evaluate(model, 1)
     assert "probe" not in results.matrices and "probe" not in results.before

@@ -19,7 +19,8 @@ from cl_nlp.runtime.checkpoint import join_tensors, latest_checkpoint
 from cl_nlp.config import load_config
 from cl_nlp.runtime.distributed import diverged, process_layout, shard, share, sum_across_processes
 from cl_nlp.evaluation.results import Results
-from cl_nlp.experiment import run_experiment, tokenize_stream, validate
+from cl_nlp.experiment import run_experiment, validate
+from cl_nlp.task_data import tokenize_stream
 from cl_nlp.heads import task_class_matrix
 from cl_nlp.models import build_model, load_tokenizer
 from cl_nlp.strategies.ewc import EWC, EWCOptions
