@@ -38,7 +38,8 @@ from cl_nlp.runtime.run_folder import check_output, check_run_name
 from cl_nlp.strategies import build_strategy, strategy_options
 from cl_nlp.streams import Stream, build_stream, stream_options
 from cl_nlp.task_data import TaskData, tokenize_stream
-from cl_nlp.tracking import Tracker, ui_hint
+from cl_nlp.tracking import Tracker
+from cl_nlp.tracking_ui import ui_hint
 from cl_nlp.training import StageReport, Trainer, make_accelerator
 
 Echo = Callable[[str], None]

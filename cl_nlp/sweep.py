@@ -27,7 +27,8 @@ from cl_nlp.comparison.comparison import (ComparedRun, Comparison, echo_comparis
                                           write_comparison)
 from cl_nlp.config import SEED_MAX, ComponentConfig, ExperimentConfig, flatten, parse_override
 from cl_nlp.errors import UserError, shown
-from cl_nlp.tracking import MlflowTracker, Tracker, git_commit, make_tracker, ui_hint
+from cl_nlp.tracking import MlflowTracker, Tracker, git_commit, make_tracker
+from cl_nlp.tracking_ui import ui_hint
 
 
 def parse_names(text: str, what: str) -> list[str]:

@@ -9,20 +9,22 @@ runs: ``acc/<task>`` with ``step`` = number of tasks learned.
 
 from __future__ import annotations
 
-import http.client
 import math
 import os
-import shlex
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from cl_nlp.errors import UserError, shown
+from cl_nlp.tracking_http import (
+    HTTP_AFTER_FAILURE,
+    HTTP_DEFAULTS,
+    RETRY_COOLDOWN,
+    check_reachable,
+    http_limits,
+)
+from cl_nlp.tracking_http import first_line as _first_line
 from cl_nlp.tracking_store import check_store_writable
 
 MAX_PARAM_LENGTH = 6000  # MLflow rejects longer parameter values
@@ -73,8 +75,9 @@ class Tracker:
     def end(self, status: str = "FINISHED", reason: str | None = None) -> None:
         """Close the run as FINISHED or FAILED (with the reason recorded as a tag)."""
 
-    def run_url(self) -> str | None:
-        return None
+    def compare_url(self) -> str:
+        """A link to the runs' chart view, where ``acc/<task>`` draws forgetting curves ("" without one)."""
+        return ""
 
 
 def finite(values: dict[str, float]) -> dict[str, float]:
@@ -89,56 +92,6 @@ def git_commit() -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-# MLflow's HTTP client retries a failed request 7 times with exponential backoff and waits up
-# to 120 s for an answer: minutes per call, during which training would stall. cl-nlp's calls
-# run with one retry and a 10 s timeout (at most ~21 s for a server that stopped answering);
-# once a call has failed, with a single 3 s try, and logging pauses for a minute between tries.
-# Variables the user set win; nothing is changed for other code in the process.
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                 "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
-HTTP_AFTER_FAILURE = {**HTTP_DEFAULTS, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "3"}
-REACH_TIMEOUT = 5.0    # seconds the start-up reachability check waits for a tracking server
-RETRY_COOLDOWN = 60.0  # after a logging call failed, seconds before logging is tried again
-
-
-@contextmanager
-def http_limits(values: dict[str, str]) -> Iterator[None]:
-    """MLflow's HTTP retry/timeout variables set to ``values`` for the calls inside, unless the
-    user set them; restored afterwards (MLflow reads them at every request)."""
-    added = [k for k in values if k not in os.environ]
-    for key in added:
-        os.environ[key] = values[key]
-    try:
-        yield
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
-
-
-def _first_line(exc: BaseException, limit: int = 300) -> str:
-    lines = str(exc).strip().splitlines()
-    line = lines[0] if lines else type(exc).__name__
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-def check_reachable(uri: str, timeout: float = REACH_TIMEOUT) -> None:
-    """For an ``http(s)`` tracking URI, fail within ``timeout`` seconds if no server answers.
-
-    Any HTTP answer (even 401/404) counts as reachable; refused connections, timeouts and
-    unknown hosts raise :class:`UserError`.
-    """
-    if not uri.startswith(("http://", "https://")):
-        return
-    try:
-        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
-    except urllib.error.HTTPError:
-        return
-    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or exc or type(exc).__name__
-        raise UserError(f"MLflow tracking server {shown(uri, 120).strip(chr(39))} is not reachable ({reason}); start it, pass another "
-                        "--tracking-uri, or use --no-tracking") from None
 
 
 class MlflowTracker(Tracker):
@@ -301,36 +254,10 @@ class MlflowTracker(Tracker):
             if self._call("tag", self.client.set_tag, self.run_id, "cl_nlp.earlier_failure", self.earlier_failure[:5000]):
                 self._call("tag", self.client.delete_tag, self.run_id, "failure_reason")
 
-    def run_url(self) -> str | None:
-        if self.uri.startswith(("http://", "https://")):
-            return f"{self.uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
-        return None
-
     def compare_url(self, ui: str = "http://127.0.0.1:5000") -> str:
         """Deep link to MLflow's chart view, where ``acc/<task>`` draws one forgetting curve per task."""
         base = self.uri.rstrip("/") if self.uri.startswith(("http://", "https://")) else ui
         return f"{base}/#/experiments/{self.experiment_id}/runs?compareRunsMode=CHART"
-
-
-def ui_command(uri: str) -> str | None:
-    """``<this python> -m mlflow ui --backend-store-uri <uri>``: runs with the interpreter cl-nlp runs
-    under, so it works without an activated virtual environment; a relative sqlite path is made
-    absolute, so it works from any folder. ``None`` for ``http(s)`` URIs (a server is its own UI)."""
-    if uri.startswith(("http://", "https://")):
-        return None
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        uri = "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
-    return f"{shlex.quote(sys.executable)} -m mlflow ui --backend-store-uri {shlex.quote(uri)}"
-
-
-def ui_hint(tracker: Tracker) -> str:
-    """How to look at a run: the command serving a local store's UI (this interpreter), then the link."""
-    uri = getattr(tracker, "uri", None)
-    url = tracker.compare_url() if isinstance(tracker, MlflowTracker) else ""
-    command = ui_command(uri) if uri else None
-    if command is None:
-        return f"forgetting curves: {url}"
-    return f"forgetting curves: start MLflow's UI with\n  {command}\nthen open {url}"
 
 
 def make_tracker(enabled: bool, uri: str | None, experiment: str) -> Tracker:

@@ -1,4 +1,4 @@
-"""Run by every process of a data-parallel launch (tests/test_distributed.py starts it); not a test.
+"""Run by every process of a data-parallel launch (tests/runtime/test_distributed.py starts it); not a test.
 
 ``python -m accelerate.commands.launch --multi_gpu --num_processes 2 tests/distributed_worker.py OUT MODEL``
 

@@ -118,11 +118,11 @@ def compare_from_mlflow(uri: str | None, run_ids: tuple[str, ...] = (), parent: 
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from cl_nlp import tracking
+    from cl_nlp import tracking_http
 
     if log_back and log_to:
         raise UserError("give --log or --log-to RUN_ID, not both")
-    for key, value in getattr(tracking, "HTTP_DEFAULTS", {}).items():  # fail in seconds, not minutes
+    for key, value in tracking_http.HTTP_DEFAULTS.items():  # fail in seconds, not minutes
         os.environ.setdefault(key, value)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per results.json otherwise
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or mlflow.get_tracking_uri()
