@@ -295,6 +295,24 @@ def compare(run_ids: tuple[str, ...], parent: str | None, experiment: str | None
                         log_back, log_to, echo=click.echo)
 
 
+@cli.command()
+@click.argument("run_dir", metavar="RUN_DIR")
+@click.option("--output", default=None, metavar="DIR", help="Write the report here instead of into RUN_DIR.")
+def report(run_dir: str, output: str | None) -> None:
+    """Re-derive a run's verdict, report.md, retention.json, plots and class reports from RUN_DIR alone.
+
+    Reads RUN_DIR/results.json (no model is loaded), so a finished or interrupted run can be
+    re-read after the verdict improves; for an older results file it says what cannot be derived.
+
+    \b
+    Example:
+      cl-nlp report runs/naive-clinc-cil-seed0-20250101-120000
+    """
+    from cl_nlp.evaluation.rereport import report_run
+
+    report_run(run_dir, output, echo=click.echo)
+
+
 def quiet_libraries() -> None:
     """Keep library chatter (weight-loading reports, store migrations) out of the run's output."""
     import logging
