@@ -17,7 +17,7 @@ from cl_nlp.cli.group import cli
 from cl_nlp.runtime.openmp import configure_openmp
 
 # Each module attaches its commands to the group on import.
-from cl_nlp.cli import compare_command, listing, run_command, sweep_command  # noqa: E402,F401  isort: skip
+from cl_nlp.cli import compare_command, listing, report_command, run_command, sweep_command  # noqa: E402,F401  isort: skip
 
 
 def quiet_libraries() -> None:

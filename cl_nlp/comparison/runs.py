@@ -21,7 +21,7 @@ from cl_nlp.evaluation.metric_keys import METRIC_PREFIX
 from cl_nlp.evaluation.results import Results
 
 # Metric-key prefix of each matrix: what rebuilds a matrix from metric histories.
-MATRIX_PREFIX = METRIC_PREFIX
+MATRIX_PREFIX = {name: METRIC_PREFIX[name] for name in ("live", "task_aware", "probe")}
 
 
 def find_runs(client: Any, run_ids: tuple[str, ...] = (), parent: str | None = None,

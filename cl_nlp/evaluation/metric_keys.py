@@ -16,7 +16,8 @@ from cl_nlp.evaluation.results import Results
 from cl_nlp.evaluation.retention import final_retention_metrics
 
 # MLflow metric prefix of each recorded matrix (the rest keep their matrix name).
-METRIC_PREFIX = {"live": "acc", "task_aware": "task_aware_acc", "probe": "probe_acc"}
+METRIC_PREFIX = {"live": "acc", "task_aware": "task_aware_acc", "probe": "probe_acc", "ncm_probe": "ncm_probe_acc",
+                 "probe_best_layer": "probe_best_layer_acc"}
 # The suffix of each accuracy reading's summary keys: acc_avg (live), acc_avg_task_aware.
 READING_SUFFIX = {"live": "", "task_aware": "_task_aware"}
 
