@@ -20,11 +20,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from harness import clinc_bench, load_note, make_trainer, median, print_ratios, spread
-
 import numpy as np
 import torch
 import torch.nn.functional as F
+from harness import clinc_bench, load_note, make_trainer, median, print_ratios, spread
 
 from cl_nlp.batching import collate, train_batches
 from cl_nlp.config import TrainConfig

@@ -29,13 +29,15 @@ import torch  # noqa: E402
 from cl_nlp.config import TrainConfig  # noqa: E402
 from cl_nlp.evaluation.evaluator import Evaluator  # noqa: E402
 from cl_nlp.evaluation.results import Results  # noqa: E402
-from cl_nlp.task_data import tokenize_stream  # noqa: E402
 from cl_nlp.heads import task_class_matrix  # noqa: E402
 from cl_nlp.models import build_model, load_tokenizer  # noqa: E402
 from cl_nlp.strategies import StrategyContext, build_strategy  # noqa: E402
 from cl_nlp.streams import build_stream  # noqa: E402
+from cl_nlp.task_data import (
+    TaskData,  # noqa: E402
+    tokenize_stream,  # noqa: E402
+)
 from cl_nlp.tracking import Tracker  # noqa: E402
-from cl_nlp.task_data import TaskData  # noqa: E402
 from cl_nlp.training import Trainer, make_accelerator  # noqa: E402
 
 

@@ -68,7 +68,9 @@ class EvalConfig:
     )
     probes: bool = field(default=True, metadata={"help": "linear probes on the frozen encoder after every task and on the pretrained one"})
     probe_per_class: int = field(default=30, metadata={"help": "training examples per class fitting each probe (a fixed sample of the task's train split)"})
-    probe_l2: float | None = field(default=None, metadata={"help": "L2 weight of the probes' logistic regression (on standardised features); null = chosen on a validation split of the probe sample from 1e-3..10"})
+    probe_l2: float | None = field(default=None, metadata={
+        "help": "L2 weight of the probes' logistic regression (on standardised features); null = chosen on a "
+                "validation split of the probe sample from 1e-3..10"})
     layerwise_probes: bool = field(default=False, metadata={"help": "also probe every hidden layer (one more fit per layer and task)"})
 
     def __post_init__(self) -> None:

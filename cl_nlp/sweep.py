@@ -23,8 +23,14 @@ from pathlib import Path
 from typing import Callable
 
 import cl_nlp
-from cl_nlp.comparison.comparison import (ComparedRun, Comparison, echo_comparison, log_comparison, plural,
-                                          write_comparison)
+from cl_nlp.comparison.comparison import (
+    ComparedRun,
+    Comparison,
+    echo_comparison,
+    log_comparison,
+    plural,
+    write_comparison,
+)
 from cl_nlp.config import SEED_MAX, ComponentConfig, ExperimentConfig, flatten, parse_override
 from cl_nlp.errors import UserError, shown
 from cl_nlp.tracking import MlflowTracker, Tracker, git_commit, make_tracker

@@ -28,16 +28,16 @@ from accelerate import Accelerator
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
-from cl_nlp.runtime.allocator import keep_freed_memory
 from cl_nlp.batching import collate, train_batches
 from cl_nlp.config import TrainConfig
-from cl_nlp.runtime.distributed import diverged, mean_across_processes, own_dropout_stream, shard
 from cl_nlp.errors import UserError
 from cl_nlp.evaluation.evaluator import Evaluator
 from cl_nlp.evaluation.metric_keys import TRAIN_LOSS, TRAIN_LR, TRAIN_SECONDS, accuracy_metrics, strategy_metrics
 from cl_nlp.heads import training_logits
 from cl_nlp.progress import training_bar
 from cl_nlp.run_context import RunContext
+from cl_nlp.runtime.allocator import keep_freed_memory
+from cl_nlp.runtime.distributed import diverged, mean_across_processes, own_dropout_stream, shard
 from cl_nlp.strategies.base import ForwardOutput, Strategy
 from cl_nlp.task_data import TaskData
 from cl_nlp.tracking import Tracker

@@ -22,17 +22,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests.` helpers when run as a script
 
-from cl_nlp.runtime.checkpoint import split_tensors  # noqa: E402
 from cl_nlp.config import TrainConfig  # noqa: E402
-from cl_nlp.runtime.distributed import diverged  # noqa: E402
 from cl_nlp.evaluation.evaluator import Evaluator, ProbeSettings, predict  # noqa: E402
 from cl_nlp.evaluation.results import Results  # noqa: E402
-from cl_nlp.task_data import tokenize_stream  # noqa: E402
 from cl_nlp.heads import task_class_matrix  # noqa: E402
 from cl_nlp.models import build_model, load_tokenizer  # noqa: E402
+from cl_nlp.runtime.checkpoint import split_tensors  # noqa: E402
+from cl_nlp.runtime.distributed import diverged  # noqa: E402
 from cl_nlp.strategies import Strategy, StrategyContext, build_strategy  # noqa: E402
 from cl_nlp.strategies.ewc.fisher import fisher_diagonal  # noqa: E402
 from cl_nlp.streams import build_stream  # noqa: E402
+from cl_nlp.task_data import tokenize_stream  # noqa: E402
 from cl_nlp.tracking import Tracker  # noqa: E402
 from cl_nlp.training import Trainer, make_accelerator  # noqa: E402
 from tests.strategies.test_fisher import brute_force_fisher  # noqa: E402

@@ -5,11 +5,11 @@ import torch
 from cl_nlp.config import TrainConfig
 from cl_nlp.evaluation.evaluator import Evaluator
 from cl_nlp.evaluation.results import Results
-from cl_nlp.task_data import tokenize_stream
 from cl_nlp.heads import task_class_matrix
 from cl_nlp.models import build_model, load_tokenizer
 from cl_nlp.strategies import StrategyContext, build_strategy
 from cl_nlp.streams import build_stream
+from cl_nlp.task_data import tokenize_stream
 from cl_nlp.tracking import Tracker
 from cl_nlp.training import Trainer
 

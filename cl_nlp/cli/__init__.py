@@ -12,8 +12,8 @@ import sys
 
 import click
 
-from cl_nlp.errors import RunInterrupted, UserError, describe_os_error, one_line
 from cl_nlp.cli.group import cli
+from cl_nlp.errors import RunInterrupted, UserError, describe_os_error, one_line
 from cl_nlp.runtime.openmp import configure_openmp
 
 # Each module attaches its commands to the group on import.

@@ -61,8 +61,8 @@ def run(strategy: str | None, stream: str | None, config_path: str | None, model
     if no_tracking:
         extra.append("tracking.enabled=false")
     if resume_dir is not None:
-        from cl_nlp.runtime.resume import resume_config
         from cl_nlp.run_outputs import finished_without_checkpoint
+        from cl_nlp.runtime.resume import resume_config
 
         if finished_without_checkpoint(resume_dir):
             raise UserError(f"--resume {resume_dir}: the run finished and its checkpoint was removed at the end; there "

@@ -16,8 +16,8 @@ from cl_nlp.evaluation.probing import (
 from cl_nlp.evaluation.results import Results
 from cl_nlp.heads import task_class_matrix
 from cl_nlp.models import build_model, load_tokenizer
-from cl_nlp.streams import build_stream
 from cl_nlp.run_context import RunContext
+from cl_nlp.streams import build_stream
 
 
 @pytest.fixture(scope="module")

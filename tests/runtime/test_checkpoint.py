@@ -12,9 +12,16 @@ import pytest
 import torch
 from torch import nn
 
-from cl_nlp.runtime.checkpoint import (NonFiniteWeights, clean_partial_checkpoints, join_tensors, latest_checkpoint,
-                               restore_checkpoint, save_checkpoint, split_tensors)
 from cl_nlp.evaluation.results import Results
+from cl_nlp.runtime.checkpoint import (
+    NonFiniteWeights,
+    clean_partial_checkpoints,
+    join_tensors,
+    latest_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
+    split_tensors,
+)
 from cl_nlp.runtime.rng import capture_rng, restore_rng
 from cl_nlp.strategies.base import Strategy
 

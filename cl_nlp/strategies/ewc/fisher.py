@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cl_nlp.batching import Examples, collate
-from cl_nlp.runtime.distributed import process_layout, share, sum_across_processes
 from cl_nlp.heads import training_logits
+from cl_nlp.runtime.distributed import process_layout, share, sum_across_processes
 from cl_nlp.strategies.ewc.per_example import SquaredGradientSums, Unsupported
 
 FisherKind = Literal["empirical", "true"]
