@@ -235,7 +235,7 @@ def _finish(outcome: SweepOutcome, parent: Tracker, folder: Path, echo: Callable
     echo_comparison(outcome.comparison, echo)
     if parent.run_id:
         try:
-            log_comparison(parent, parent.run_id, outcome.comparison)
+            log_comparison(parent.client, parent.run_id, outcome.comparison)
             parent.client.set_tag(parent.run_id, "failed_children", str(len(failed)))
         except Exception as exc:  # the files are on disk; say so rather than lose the sweep's end
             echo(f"warning: could not log the summary to MLflow run {parent.run_id}: {type(exc).__name__}: {exc}")

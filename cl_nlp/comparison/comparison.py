@@ -188,14 +188,16 @@ def metric_safe(text: str) -> str:
     return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in text)
 
 
-def log_comparison(tracker_or_client: Any, run_id: str, comparison: Comparison, artifact_path: str | None = None,
+def log_comparison(client: Any, run_id: str, comparison: Comparison, artifact_path: str | None = None,
                    step: int = 0) -> None:
-    """Upload the comparison's files to ``run_id`` and log ``summary/<group>/<metric>_mean|_std``."""
+    """Upload the comparison's files to ``run_id`` and log ``summary/<group>/<metric>_mean|_std``.
+
+    ``client`` is an ``MlflowClient`` (any run of any experiment can receive a comparison).
+    """
     import time
 
     from mlflow.entities import Metric
 
-    client = getattr(tracker_or_client, "client", tracker_or_client)
     for path in comparison.files:
         client.log_artifact(run_id, str(path), artifact_path)
     now = int(time.time() * 1000)
