@@ -1,6 +1,7 @@
 """The training loop: one task after another, one readable loop per task.
 
-``Trainer(model, strategy, evaluator, tracker).fit(data)`` does, per task::
+``Trainer(model, strategy, evaluator, tracker, cfg, context).fit(data)`` (``context``: the run's
+:class:`~cl_nlp.run_context.RunContext`) measures the untrained model, then does, per task::
 
     model = strategy.before_task(...)        # the strategy may wrap the model
     fresh AdamW (fused) at strategy.learning_rate(...) + linear warm-up/decay schedule
