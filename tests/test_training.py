@@ -85,7 +85,8 @@ def test_hooks_run_in_the_contracts_order_once_per_task(tiny_model):
     per_step = ["loss", "adjust_gradients"] * 2  # 6 examples in batches of 4: two steps
     expected = []
     for name in ("first", "second"):
-        expected += [f"before_task:{name}", "learning_rate", "training_examples", "train_batches", *per_step,
+        # The examples come first: the LR schedule is sized from them.
+        expected += [f"before_task:{name}", "training_examples", "learning_rate", "train_batches", *per_step,
                      f"after_task:{name}"]
     assert strategy.calls == expected
 

@@ -3,8 +3,8 @@
 The trainer calls, for each task of the stream::
 
     model = strategy.before_task(task, model)            # e.g. wrap in a LoRA adapter
-    lr = strategy.learning_rate(task, train.lr)          # e.g. LoRA's larger rate
     examples = strategy.training_examples(task)          # e.g. every task so far (joint)
+    lr = strategy.learning_rate(task, train.lr)          # e.g. LoRA's larger rate
     batches = length-grouped batches of examples         # the LR schedule is sized from them
     for ex in strategy.train_batches(task, batches):     # e.g. mix in replayed examples
         batch = collate(ex)                              # tensors, ex.extra columns included
