@@ -18,10 +18,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from harness import alternate, clinc_bench, load_note, make_trainer, median, print_ratios, spread
-
 import numpy as np
 import torch
+from harness import alternate, clinc_bench, load_note, make_trainer, median, print_ratios, spread
 
 from cl_nlp.batching import Examples, eval_batches
 from cl_nlp.config import TrainConfig

@@ -20,13 +20,12 @@ from __future__ import annotations
 import argparse
 import time
 
-from harness import clinc_bench, load_note, make_trainer, median, print_ratios, spread
-
 import numpy as np
 import torch
 import torch.nn.functional as F
+from harness import clinc_bench, load_note, make_trainer, median, print_ratios, spread
 
-from cl_nlp.allocator import keep_freed_memory
+from cl_nlp.runtime.allocator import keep_freed_memory
 from cl_nlp.batching import collate, train_batches
 from cl_nlp.config import TrainConfig
 from cl_nlp.heads import training_logits

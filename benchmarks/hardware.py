@@ -21,10 +21,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from harness import Bench, alternate, clinc_bench, load_note, make_trainer, median, print_ratios, spread
-
 import numpy as np
 import torch
+from harness import Bench, alternate, clinc_bench, load_note, make_trainer, median, print_ratios, spread
 
 from cl_nlp.batching import train_batches
 from cl_nlp.config import TrainConfig

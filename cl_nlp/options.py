@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import keyword
+import math
 import types
 import typing
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
-from cl_nlp.errors import UserError
+from cl_nlp.errors import UserError, shown
 
 T = TypeVar("T")
 
@@ -44,11 +45,16 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, bool) and str(value).lower() in get_args(tp):
             return str(value).lower()  # YAML reads `fisher: true` as a boolean; the choice is the word
     elif origin in (Union, types.UnionType):
+        not_finite = None
         for option in get_args(tp):
             try:
                 return coerce(value, option, where)
+            except NotFinite as exc:
+                not_finite = exc
             except UserError:
                 continue
+        if not_finite is not None:  # ``float | None`` given inf: say what is wrong with it
+            raise not_finite
     elif origin is list:
         if isinstance(value, (list, tuple)):
             (inner,) = get_args(tp) or (Any,)
@@ -60,19 +66,52 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         if value is None:
             return None
     elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # PyYAML (YAML 1.1) reads "3e-5" as a string: accept it as a number
-            try:
-                return float(value)
-            except ValueError:
-                pass
+        number = _as_float(value)
+        if number is not None:
+            return finite(number, where)
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif isinstance(tp, type) and isinstance(value, tp):
         return value
-    raise UserError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+    raise UserError(f"{where}: expected {_type_name(tp)}, got {shown(value)}")
+
+
+def _as_float(value: Any) -> float | None:
+    """``value`` as a float when it is a number (or a number written as a string), else ``None``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        try:
+            return float(value)
+        except OverflowError:  # an integer too large for a float: not finite either
+            return math.inf
+    if isinstance(value, str):  # PyYAML (YAML 1.1) reads "3e-5" as a string: accept it as a number
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+class NotFinite(UserError):
+    """A float option was given infinity or NaN."""
+
+
+def finite(value: float, where: str) -> float:
+    """``value`` if it is a finite number, else a :class:`UserError` naming ``where``.
+
+    Every float option goes through this check (:func:`coerce`): no option of cl-nlp means
+    something for infinity or NaN (``train.lr=inf`` fails at the second step, ``eval.probe_l2=inf``
+    puts every probe at chance), and "no limit" is written ``null`` where an option has one.
+
+    Example:
+        >>> finite(0.5, "train.lr")
+        0.5
+    """
+    if not math.isfinite(value):
+        raise NotFinite(f"{where}: expected a finite number, got {value}; write a plain number (e.g. 0.001)")
+    return value
 
 
 def public_name(field_name: str) -> str:
@@ -98,7 +137,7 @@ def build_options(cls: type[T], values: dict[str, Any] | None, where: str) -> T:
     unknown = sorted(set(values) - set(fields))
     if unknown:
         known = ", ".join(sorted(public_name(f) for f in fields)) or "(none)"
-        raise UserError(f"{where}: unknown option {public_name(unknown[0])!r}; valid options are: {known}")
+        raise UserError(f"{where}: unknown option {shown(public_name(unknown[0]), 60)}; valid options are: {known}")
     kwargs = {k: coerce(v, hints[k], f"{where}.{public_name(k)}") for k, v in values.items()}
     try:
         return cls(**kwargs)

@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from cl_nlp.checkpoint import CHECKPOINTS
 from cl_nlp.evaluation.results import Results
+from cl_nlp.runtime.checkpoint import CHECKPOINTS
 from cl_nlp.saved_model import save_final_model
 
 MODEL_FOLDER = "model"

@@ -6,7 +6,7 @@ seeds in the outer loop, so a sweep stopped half-way already holds every strateg
 first seeds. A child that fails — a bad option, a crash — is recorded as a FAILED child run
 with its reason (and its traceback in the run folder's ``error.txt``) and the sweep goes on.
 
-At the end the finished children are compared (:mod:`cl_nlp.evaluation.comparison`): the summary table
+At the end the finished children are compared (:mod:`cl_nlp.comparison.comparison`): the summary table
 (mean ± sample std over seeds), forgetting curves and final matrices go to
 ``<output>/<sweep>/comparison/`` and to the parent run (artifacts + ``summary/<strategy>/*``
 metrics). The parent ends FINISHED when at least one child finished — its description and
@@ -23,21 +23,28 @@ from pathlib import Path
 from typing import Callable
 
 import cl_nlp
-from cl_nlp.evaluation.comparison import (ComparedRun, Comparison, echo_comparison, log_comparison, plural,
-                                          write_comparison)
-from cl_nlp.config import ComponentConfig, ExperimentConfig, flatten, parse_override
-from cl_nlp.errors import UserError
+from cl_nlp.comparison.comparison import (
+    ComparedRun,
+    Comparison,
+    echo_comparison,
+    log_comparison,
+    plural,
+    write_comparison,
+)
+from cl_nlp.config import SEED_MAX, ComponentConfig, ExperimentConfig, flatten, parse_override
+from cl_nlp.errors import UserError, shown
 from cl_nlp.strategies.loading import strategy_label
-from cl_nlp.tracking import MlflowTracker, Tracker, git_commit, make_tracker, ui_hint
+from cl_nlp.tracking import MlflowTracker, Tracker, git_commit, make_tracker
+from cl_nlp.tracking_ui import ui_hint
 
 
 def parse_names(text: str, what: str) -> list[str]:
     """``"naive,ewc"`` → ``["naive", "ewc"]``; empty items and repeats are refused."""
     items = [x.strip() for x in text.split(",")]
     if not all(items):
-        raise UserError(f"--{what}: empty item in {text!r}; give a comma-separated list, e.g. naive,ewc")
+        raise UserError(f"--{what}: empty item in {shown(text)}; give a comma-separated list, e.g. naive,ewc")
     if len(set(items)) != len(items):
-        raise UserError(f"--{what}: {text!r} names an item twice")
+        raise UserError(f"--{what}: {shown(text)} names an item twice")
     return items
 
 
@@ -45,9 +52,13 @@ def parse_seeds(text: str) -> list[int]:
     """``"0,1,2"`` → ``[0, 1, 2]``."""
     items = parse_names(text, "seeds")
     try:
-        return [int(x) for x in items]
+        seeds = [int(x) for x in items]
     except ValueError:
-        raise UserError(f"--seeds: expected comma-separated integers, e.g. 0,1,2; got {text!r}") from None
+        raise UserError(f"--seeds: expected comma-separated integers, e.g. 0,1,2; got {shown(text)}") from None
+    for seed in seeds:
+        if not 0 <= seed <= SEED_MAX:
+            raise UserError(f"--seeds: seed must be in [0, {SEED_MAX}], got {shown(seed, 60)}")
+    return seeds
 
 
 def parse_strategy_sets(items: tuple[str, ...] | list[str], strategies: list[str]) -> dict[str, dict]:
@@ -56,9 +67,9 @@ def parse_strategy_sets(items: tuple[str, ...] | list[str], strategies: list[str
     for text in items:
         name, dot, rest = text.partition(".")
         if not dot or "=" not in rest:
-            raise UserError(f"--strategy-set {text!r}: expected STRATEGY.KEY=VALUE, e.g. ewc.lambda=100")
+            raise UserError(f"--strategy-set {shown(text)}: expected STRATEGY.KEY=VALUE, e.g. ewc.lambda=100")
         if name not in strategies:
-            raise UserError(f"--strategy-set {text!r}: {name!r} is not in --strategies ({', '.join(strategies)})")
+            raise UserError(f"--strategy-set {shown(text)}: {shown(name, 60)} is not in --strategies ({', '.join(strategies)})")
         keys, value = parse_override(rest)
         out.setdefault(name, {})[".".join(keys)] = value
     return out
@@ -91,9 +102,12 @@ class SweepOutcome:
 def validate_sweep(base: ExperimentConfig, strategies: list[str]) -> None:
     """What every child shares is checked once, before anything starts: strategy names, stream, model."""
     from cl_nlp.models import resolve_model_path
+    from cl_nlp.runtime.run_folder import check_output, check_run_name
     from cl_nlp.strategies import get_strategy_spec
     from cl_nlp.streams import stream_options
 
+    check_run_name(base.run_name)  # the sweep's folder name
+    check_output(base.output)
     for name in strategies:
         get_strategy_spec(name)
     stream_options(base.stream.name, base.stream.options)
@@ -116,7 +130,7 @@ def run_sweep(base: ExperimentConfig, strategies: list[str], seeds: list[int],
     name = base.run_name or f"sweep-{base.stream.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     folder = Path(base.output) / name
     if folder.is_dir() and any(folder.iterdir()):  # every child would refuse its used run folder
-        raise UserError(f"sweep folder {str(folder)!r} already holds runs; pick another --run-name")
+        raise UserError(f"sweep folder {shown(str(folder))} already holds runs; pick another --run-name")
     folder.mkdir(parents=True, exist_ok=True)
     parent = make_tracker(base.tracking.enabled, base.tracking.uri, base.tracking.experiment)
     params = {**flatten(base.to_dict()), "sweep.strategies": ",".join(strategies),
@@ -146,7 +160,8 @@ def run_sweep(base: ExperimentConfig, strategies: list[str], seeds: list[int],
 
 
 def _run_child(cfg: ExperimentConfig, parent: Tracker, echo: Callable[[str], None], debug: bool) -> ComparedRun:
-    from cl_nlp.experiment import final_metrics, run_experiment
+    from cl_nlp.evaluation.metric_keys import final_metrics
+    from cl_nlp.experiment import run_experiment
 
     params = {k: str(v) for k, v in flatten(cfg.to_dict()).items()}
     child = ComparedRun(None, cfg.run_name, strategy_label(cfg.strategy.name), cfg.stream.name, str(cfg.seed), "FAILED", params=params)
@@ -221,7 +236,7 @@ def _finish(outcome: SweepOutcome, parent: Tracker, folder: Path, echo: Callable
     echo_comparison(outcome.comparison, echo)
     if parent.run_id:
         try:
-            log_comparison(parent, parent.run_id, outcome.comparison)
+            log_comparison(parent.client, parent.run_id, outcome.comparison)
             parent.client.set_tag(parent.run_id, "failed_children", str(len(failed)))
         except Exception as exc:  # the files are on disk; say so rather than lose the sweep's end
             echo(f"warning: could not log the summary to MLflow run {parent.run_id}: {type(exc).__name__}: {exc}")

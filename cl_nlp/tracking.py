@@ -9,19 +9,23 @@ runs: ``acc/<task>`` with ``step`` = number of tasks learned.
 
 from __future__ import annotations
 
-import http.client
 import math
 import os
-import shlex
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from cl_nlp.errors import UserError
+from cl_nlp.errors import UserError, shown
+from cl_nlp.tracking_http import (
+    HTTP_AFTER_FAILURE,
+    HTTP_DEFAULTS,
+    RETRY_COOLDOWN,
+    check_reachable,
+    http_limits,
+)
+from cl_nlp.tracking_http import first_line as _first_line
+from cl_nlp.tracking_store import check_store_writable
 
 MAX_PARAM_LENGTH = 6000  # MLflow rejects longer parameter values
 # Run-folder entries not uploaded: checkpoints are resume state (the model's weights, for MiniLM
@@ -71,8 +75,9 @@ class Tracker:
     def end(self, status: str = "FINISHED", reason: str | None = None) -> None:
         """Close the run as FINISHED or FAILED (with the reason recorded as a tag)."""
 
-    def run_url(self) -> str | None:
-        return None
+    def compare_url(self) -> str:
+        """A link to the runs' chart view, where ``acc/<task>`` draws forgetting curves ("" without one)."""
+        return ""
 
 
 def finite(values: dict[str, float]) -> dict[str, float]:
@@ -87,39 +92,6 @@ def git_commit() -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-# MLflow's HTTP client retries a failed request 7 times with exponential backoff and waits up
-# to 120 s for an answer: minutes per call, during which training would stall. cl-nlp keeps
-# the retries short (the user's own settings win) and stops logging for a while after a call
-# fails anyway; the run folder holds every result regardless.
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                 "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
-REACH_TIMEOUT = 5.0    # seconds the start-up reachability check waits for a tracking server
-RETRY_COOLDOWN = 60.0  # after a logging call failed, seconds before logging is tried again
-
-
-def _first_line(exc: BaseException, limit: int = 300) -> str:
-    lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:limit]
-
-
-def check_reachable(uri: str, timeout: float = REACH_TIMEOUT) -> None:
-    """For an ``http(s)`` tracking URI, fail within ``timeout`` seconds if no server answers.
-
-    Any HTTP answer (even 401/404) counts as reachable; refused connections, timeouts and
-    unknown hosts raise :class:`UserError`.
-    """
-    if not uri.startswith(("http://", "https://")):
-        return
-    try:
-        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
-    except urllib.error.HTTPError:
-        return
-    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or exc or type(exc).__name__
-        raise UserError(f"MLflow tracking server {uri} is not reachable ({reason}); start it, pass another "
-                        "--tracking-uri, or use --no-tracking") from None
 
 
 class MlflowTracker(Tracker):
@@ -142,36 +114,27 @@ class MlflowTracker(Tracker):
         self.parent_run_id = parent_run_id
         self.failures = 0
         self._paused_until = 0.0
+        self.ended = False  # whether the run's final status reached MLflow
+        self.earlier_failure: str | None = None  # a resumed run's failure_reason, cleared when it finishes
         check_reachable(self.uri)
+        check_store_writable(self.uri)  # a read-only sqlite file fails here, not after ~2 minutes of retries
         try:
-            self.client = MlflowClient(tracking_uri=self.uri)
-            exp = self.client.get_experiment_by_name(self.experiment)
+            with http_limits(HTTP_DEFAULTS):
+                self.client = MlflowClient(tracking_uri=self.uri)
+                exp = self.client.get_experiment_by_name(self.experiment)
         except Exception as exc:  # any store error here is a bad URI or an unusable store
-            raise UserError(f"cannot use MLflow tracking URI {self.uri!r} ({_first_line(exc)}); pass another "
-                            "--tracking-uri, or use --no-tracking") from None
+            raise UserError(f"cannot use MLflow tracking URI {shown(self.uri, 120)} ({_first_line(exc, 150)}); pass "
+                            "another --tracking-uri, or use --no-tracking") from None
         self.experiment_id = exp.experiment_id if exp else None
         self.seconds = time.perf_counter() - started
 
     def start(self, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> None:
-        from mlflow.entities import Param
-
         started = time.perf_counter()
         try:
-            if self.experiment_id is None:
-                self.experiment_id = self.client.create_experiment(self.experiment,
-                                                                   tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
-            else:
-                self._tag_experiment_kind()
-            run_tags = {"mlflow.runName": run_name, **{k: str(v) for k, v in tags.items() if v is not None}}
-            if self.parent_run_id:
-                run_tags["mlflow.parentRunId"] = self.parent_run_id
-            run = self.client.create_run(self.experiment_id, tags=run_tags, run_name=run_name)
-            self.run_id = run.info.run_id
-            items = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()]
-            for s in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
-                self.client.log_batch(self.run_id, params=items[s : s + 100])
+            with http_limits(HTTP_DEFAULTS):
+                self._start(run_name, params, tags)
         except Exception as exc:
-            raise UserError(f"cannot start an MLflow run at {self.uri} ({_first_line(exc)}); "
+            raise UserError(f"cannot start an MLflow run at {shown(self.uri, 120)} ({_first_line(exc, 150)}); "
                             "use --no-tracking to run without MLflow") from None
         finally:
             self.seconds += time.perf_counter() - started
@@ -185,34 +148,58 @@ class MlflowTracker(Tracker):
         except Exception:  # e.g. no permission on a shared server's experiment: only the UI's first view is at stake
             pass
 
+    def _start(self, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> None:
+        from mlflow.entities import Param
+
+        if self.experiment_id is None:
+            self.experiment_id = self.client.create_experiment(self.experiment,
+                                                               tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        else:
+            self._tag_experiment_kind()
+        run_tags = {"mlflow.runName": run_name, **{k: str(v) for k, v in tags.items() if v is not None}}
+        if self.parent_run_id:
+            run_tags["mlflow.parentRunId"] = self.parent_run_id
+        run = self.client.create_run(self.experiment_id, tags=run_tags, run_name=run_name)
+        self.run_id = run.info.run_id
+        items = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()]
+        for s in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
+            self.client.log_batch(self.run_id, params=items[s : s + 100])
+
     def resume(self, run_id: str, stage: int) -> None:
         started = time.perf_counter()
         try:
-            run = self.client.get_run(run_id)
-            self.client.update_run(run_id, status="RUNNING")
-            self.client.set_tag(run_id, "cl_nlp.resumed_after_task", str(stage))
+            with http_limits(HTTP_DEFAULTS):
+                run = self.client.get_run(run_id)
+                self.client.update_run(run_id, status="RUNNING")
+                self.client.set_tag(run_id, "cl_nlp.resumed_after_task", str(stage))
         except Exception as exc:
-            raise UserError(f"cannot continue MLflow run {run_id} at {self.uri} ({_first_line(exc)}); pass the "
-                            "--tracking-uri the run was logged to, or use --no-tracking") from None
+            raise UserError(f"cannot continue MLflow run {shown(run_id, 60)} at {shown(self.uri, 120)} "
+                            f"({_first_line(exc, 150)}); pass the --tracking-uri the run was logged to, or use "
+                            "--no-tracking") from None
         finally:
             self.seconds += time.perf_counter() - started
         self.run_id = run_id
         self.experiment_id = run.info.experiment_id
+        self.earlier_failure = run.data.tags.get("failure_reason")
 
     def checkpoint_info(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "uri": self.uri, "experiment_id": self.experiment_id}
 
-    def _call(self, what: str, fn, *args, **kwargs) -> None:
-        """Run one logging call; a failure is recorded, never raised (results live in the run folder)."""
+    def _call(self, what: str, fn, *args, **kwargs) -> bool:
+        """Run one logging call; a failure is recorded, never raised (results live in the run folder).
+        Returns whether the call was made and succeeded."""
         if self.run_id is None or time.monotonic() < self._paused_until:
-            return
+            return False
         started = time.perf_counter()
         try:
-            fn(*args, **kwargs)
+            with http_limits(HTTP_AFTER_FAILURE if self.failures else HTTP_DEFAULTS):
+                fn(*args, **kwargs)
+            return True
         except Exception as exc:
             self.failures += 1
             self.error = self.error or f"{what}: {_first_line(exc)}"
             self._paused_until = time.monotonic() + RETRY_COOLDOWN
+            return False
         finally:
             self.seconds += time.perf_counter() - started
 
@@ -256,43 +243,21 @@ class MlflowTracker(Tracker):
 
     def end(self, status: str = "FINISHED", reason: str | None = None) -> None:
         self._paused_until = 0.0  # one more try: the server may be back
+        # The status first: if the server is still away, one short try and no more waiting.
+        self.ended = self._call("end run", self.client.set_terminated, self.run_id, status=status)
         if self.error:
             self._call("tag", self.client.set_tag, self.run_id, "cl_nlp.tracking_error",
                        f"{self.failures} logging call(s) failed, first: {self.error}; the run folder has every result")
         if reason:
             self._call("tag", self.client.set_tag, self.run_id, "failure_reason", reason[:5000])
-        self._call("end run", self.client.set_terminated, self.run_id, status=status)
-
-    def run_url(self) -> str | None:
-        if self.uri.startswith(("http://", "https://")):
-            return f"{self.uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
-        return None
+        elif status == "FINISHED" and self.earlier_failure:  # a resumed run finished: its old failure is history
+            if self._call("tag", self.client.set_tag, self.run_id, "cl_nlp.earlier_failure", self.earlier_failure[:5000]):
+                self._call("tag", self.client.delete_tag, self.run_id, "failure_reason")
 
     def compare_url(self, ui: str = "http://127.0.0.1:5000") -> str:
         """Deep link to MLflow's chart view, where ``acc/<task>`` draws one forgetting curve per task."""
         base = self.uri.rstrip("/") if self.uri.startswith(("http://", "https://")) else ui
         return f"{base}/#/experiments/{self.experiment_id}/runs?compareRunsMode=CHART"
-
-
-def ui_command(uri: str) -> str | None:
-    """``<this python> -m mlflow ui --backend-store-uri <uri>``: runs with the interpreter cl-nlp runs
-    under, so it works without an activated virtual environment; a relative sqlite path is made
-    absolute, so it works from any folder. ``None`` for ``http(s)`` URIs (a server is its own UI)."""
-    if uri.startswith(("http://", "https://")):
-        return None
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        uri = "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
-    return f"{shlex.quote(sys.executable)} -m mlflow ui --backend-store-uri {shlex.quote(uri)}"
-
-
-def ui_hint(tracker: Tracker) -> str:
-    """How to look at a run: the command serving a local store's UI (this interpreter), then the link."""
-    uri = getattr(tracker, "uri", None)
-    url = tracker.compare_url() if isinstance(tracker, MlflowTracker) else ""
-    command = ui_command(uri) if uri else None
-    if command is None:
-        return f"forgetting curves: {url}"
-    return f"forgetting curves: start MLflow's UI with\n  {command}\nthen open {url}"
 
 
 def make_tracker(enabled: bool, uri: str | None, experiment: str) -> Tracker:
@@ -301,8 +266,6 @@ def make_tracker(enabled: bool, uri: str | None, experiment: str) -> Tracker:
         return Tracker()
     if uri is None:
         uri = os.environ.get("MLFLOW_TRACKING_URI") or None
-    for key, value in HTTP_DEFAULTS.items():
-        os.environ.setdefault(key, value)
     try:
         return MlflowTracker(uri, experiment)
     except ImportError:

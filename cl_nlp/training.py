@@ -1,6 +1,7 @@
 """The training loop: one task after another, one readable loop per task.
 
-``Trainer(model, strategy, evaluator, tracker).fit(data)`` does, per task::
+``Trainer(model, strategy, evaluator, tracker, cfg, context).fit(data)`` (``context``: the run's
+:class:`~cl_nlp.run_context.RunContext`) measures the untrained model, then does, per task::
 
     model = strategy.before_task(...)        # the strategy may wrap the model
     fresh AdamW (fused) at strategy.learning_rate(...) + linear warm-up/decay schedule
@@ -28,38 +29,30 @@ from accelerate import Accelerator
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
-from cl_nlp.allocator import keep_freed_memory
-from cl_nlp.batching import Examples, collate, train_batches
+from cl_nlp.batching import collate, train_batches
 from cl_nlp.config import TrainConfig
-from cl_nlp.distributed import diverged, mean_across_processes, own_dropout_stream, shard
 from cl_nlp.errors import UserError
 from cl_nlp.evaluation.evaluator import Evaluator
+from cl_nlp.evaluation.metric_keys import TRAIN_LOSS, TRAIN_LR, TRAIN_SECONDS, accuracy_metrics, strategy_metrics
 from cl_nlp.heads import training_logits
 from cl_nlp.progress import training_bar
+from cl_nlp.run_context import RunContext
+from cl_nlp.runtime.allocator import keep_freed_memory
+from cl_nlp.runtime.distributed import diverged, mean_across_processes, own_dropout_stream, shard
 from cl_nlp.strategies.base import ForwardOutput, Strategy
-from cl_nlp.streams.task import Task
+from cl_nlp.task_data import TaskData
 from cl_nlp.tracking import Tracker
 
 LOSS_LOG_EVERY = 25  # optimisation steps between loss logs (each log is one host sync)
 
 
 @dataclass
-class TaskData:
-    """A task with its splits tokenized once: what the loop and the strategies work on."""
-
-    index: int
-    task: Task
-    train: Examples
-    test: Examples
-
-    @property
-    def name(self) -> str:
-        return self.task.name
-
-
-@dataclass
 class StageReport:
-    """What one stage produced: the stage number, timings and the metrics logged."""
+    """What one stage produced: the stage number, timings and the metrics logged.
+
+    Stage 0 is the untrained model's measurement (no task, no training, no metrics logged).
+    The trainer records nothing in the results: whoever runs it keeps the timings it wants.
+    """
 
     stage: int
     task: str
@@ -107,40 +100,56 @@ class Trainer:
     """Composes model, strategy, evaluator and tracker; :meth:`fit` runs the whole stream.
 
     Example:
-        >>> trainer = Trainer(model, strategy, evaluator, tracker, cfg, task_classes, scenario, pad_id)  # doctest: +SKIP
+        >>> trainer = Trainer(model, strategy, evaluator, tracker, cfg, context)  # doctest: +SKIP
         >>> trainer.fit(data)  # doctest: +SKIP
     """
 
     def __init__(self, model: nn.Module, strategy: Strategy, evaluator: Evaluator, tracker: Tracker,
-                 cfg: TrainConfig, task_classes: torch.Tensor, scenario: str, pad_id: int, seed: int = 0,
-                 accelerator: Accelerator | None = None, show_progress: bool | None = None):
+                 cfg: TrainConfig, context: RunContext, accelerator: Accelerator | None = None,
+                 show_progress: bool | None = None):
         self.model = model
         self.strategy = strategy
         self.evaluator = evaluator
         self.tracker = tracker
         self.cfg = cfg
-        self.task_classes = task_classes
-        self.scenario = scenario
-        self.pad_id = pad_id
-        self.seed = seed
+        self.context = context
         self.accelerator = accelerator or make_accelerator(cfg)
         self.show_progress = show_progress
         self.global_step = 0
         self.stage_callbacks: list[Callable[[StageReport], None]] = []
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(context.seed)
 
     @property
     def device(self) -> torch.device:
         return self.accelerator.device
 
+    # The run's context, read where the loop needs it (one object, cl_nlp.run_context).
+    @property
+    def task_classes(self) -> torch.Tensor | None:
+        return self.context.task_classes
+
+    @property
+    def scenario(self) -> str:
+        return self.context.scenario
+
+    @property
+    def pad_id(self) -> int:
+        return self.context.pad_id
+
+    @property
+    def seed(self) -> int:
+        return self.context.seed
+
     def fit(self, data: list[TaskData], start_stage: int = 0) -> list[StageReport]:
         """Train on ``data[start_stage:]`` in order; stage 0 (untrained) is measured first."""
         self.model.to(self.device)
+        reports = []
         if start_stage == 0:
             t0 = time.perf_counter()
             self.evaluator.evaluate(self.model, 0)
-            self.evaluator.results.timings["eval_before_seconds"] = time.perf_counter() - t0
-        reports = []
+            reports.append(StageReport(0, "", 0.0, time.perf_counter() - t0))  # the untrained model, measured
+            for callback in self.stage_callbacks:
+                callback(reports[0])
         for task in data[start_stage:]:
             reports.append(self.learn(task, data))
         return reports
@@ -161,34 +170,21 @@ class Trainer:
         t1 = time.perf_counter()
         self.evaluator.evaluate(self.model, stage)
         eval_seconds = time.perf_counter() - t1
-        results = self.evaluator.results
-        results.stages_done = stage
-        results.timings[f"train_seconds/{task.name}"] = train_seconds
-        results.timings[f"eval_seconds/{task.name}"] = eval_seconds
 
         report = StageReport(stage, task.name, train_seconds, eval_seconds, self.stage_metrics(stage))
-        report.metrics.update(self.evaluator.stage_metrics(stage))  # probe_acc/*, cka/*, recoverable_share
-        report.metrics.update({f"strategy/{k}": v for k, v in self.strategy.figures().items()})
-        report.metrics["time/train_seconds"] = train_seconds
+        report.metrics[TRAIN_SECONDS] = train_seconds
         self.tracker.log_metrics(report.metrics, step=stage)
         for callback in self.stage_callbacks:
             callback(report)
         return report
 
     def stage_metrics(self, stage: int) -> dict[str, float]:
-        """``acc/<task>`` for each task learned so far, and ACC/BWT/forgetting so far, per matrix."""
-        results = self.evaluator.results
-        out: dict[str, float] = {}
-        for name, prefix in (("live", "acc"), ("task_aware", "task_aware_acc")):
-            row = results.matrix(name)[stage - 1]
-            for j in range(stage):
-                out[f"{prefix}/{results.task_names[j]}"] = float(row[j])
-            summary = results.summary(name, stage)
-            suffix = "" if name == "live" else "_task_aware"
-            out[f"acc_avg{suffix}"] = summary["acc"]
-            out[f"bwt{suffix}"] = summary["bwt"]
-            out[f"forgetting{suffix}"] = summary["forgetting"]
-            out[f"fwt{suffix}"] = summary.get("fwt", float("nan"))
+        """The stage's metrics (keys: :mod:`cl_nlp.evaluation.metric_keys`): the accuracies and their
+        summaries, the retention matrices (``probe_acc/*``, ``cka/*``, ``recoverable_share``) and
+        the strategy's own figures."""
+        out = accuracy_metrics(self.evaluator.results, stage)
+        out.update(self.evaluator.stage_metrics(stage))
+        out.update(strategy_metrics(self.strategy.figures()))
         return out
 
     def train_task(self, task: TaskData) -> None:
@@ -198,7 +194,7 @@ class Trainer:
             keep_freed_memory()  # the 47 MB embedding gradient of each step, reused instead of re-faulted
         task_examples = self.strategy.training_examples(task)  # joint training returns every task so far
         # Data parallel: every process draws the same batches of processes x batch_size examples
-        # and trains on its own slice (cl_nlp.distributed.shard); a step is one such batch.
+        # and trains on its own slice (cl_nlp.runtime.distributed.shard); a step is one such batch.
         rank, processes = self.accelerator.process_index, self.accelerator.num_processes
         global_batch = cfg.batch_size * processes
         n_batches = math.ceil(len(task_examples) / global_batch)
@@ -272,4 +268,4 @@ class Trainer:
             raise NonFiniteLoss(f"training loss became {value} at step {self.global_step}; lower train.lr "
                                 "(or the strategy's penalty weight)")
         bar.set_postfix(loss=f"{value:.3f}")
-        self.tracker.log_metrics({"train/loss": value, "train/lr": lr}, step=self.global_step)
+        self.tracker.log_metrics({TRAIN_LOSS: value, TRAIN_LR: lr}, step=self.global_step)

@@ -1,4 +1,4 @@
-"""Run by every process of a data-parallel launch (tests/test_distributed.py starts it); not a test.
+"""Run by every process of a data-parallel launch (tests/runtime/test_distributed.py starts it); not a test.
 
 ``python -m accelerate.commands.launch --multi_gpu --num_processes 2 tests/distributed_worker.py OUT MODEL``
 
@@ -22,17 +22,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests.` helpers when run as a script
 
-from cl_nlp.checkpoint import split_tensors  # noqa: E402
 from cl_nlp.config import TrainConfig  # noqa: E402
-from cl_nlp.distributed import diverged  # noqa: E402
 from cl_nlp.evaluation.evaluator import Evaluator, ProbeSettings, predict  # noqa: E402
 from cl_nlp.evaluation.results import Results  # noqa: E402
-from cl_nlp.experiment import tokenize_stream  # noqa: E402
 from cl_nlp.heads import task_class_matrix  # noqa: E402
 from cl_nlp.models import build_model, load_tokenizer  # noqa: E402
+from cl_nlp.runtime.checkpoint import split_tensors  # noqa: E402
+from cl_nlp.runtime.distributed import diverged  # noqa: E402
 from cl_nlp.strategies import Strategy, StrategyContext, build_strategy  # noqa: E402
 from cl_nlp.strategies.ewc.fisher import fisher_diagonal  # noqa: E402
 from cl_nlp.streams import build_stream  # noqa: E402
+from cl_nlp.task_data import tokenize_stream  # noqa: E402
 from cl_nlp.tracking import Tracker  # noqa: E402
 from cl_nlp.training import Trainer, make_accelerator  # noqa: E402
 from tests.strategies.test_fisher import brute_force_fisher  # noqa: E402
@@ -64,11 +64,10 @@ def main(out: Path, model_path: str) -> None:
         model = build_model(model_path, stream.num_classes)
         context = StrategyContext(stream.scenario, len(stream), stream.num_classes, 0, cfg.batch_size,
                                   accelerator.device, pad_id=tokenizer.pad_token_id, task_classes=classes)
-        evaluator = Evaluator(Results(stream.task_names, stream.scenario), [d.test for d in data], classes,
-                              tokenizer.pad_token_id, batch_size=5, device=accelerator.device,
-                              trains=[d.train for d in data], probes=ProbeSettings(per_class=3))
-        trainer = Trainer(model, build_strategy(name, options, context), evaluator, Tracker(), cfg, classes,
-                          stream.scenario, tokenizer.pad_token_id, 0, accelerator, show_progress=False)
+        evaluator = Evaluator(Results(stream.task_names, stream.scenario), [d.test for d in data], context,
+                              batch_size=5, trains=[d.train for d in data], probes=ProbeSettings(per_class=3))
+        trainer = Trainer(model, build_strategy(name, options, context), evaluator, Tracker(), cfg, context,
+                          accelerator, show_progress=False)
         trainer.fit(data)
         tree, tensors = split_tensors(trainer.strategy.state_dict())
         report[name] = {"model": digest(trainer.model.state_dict()), "strategy": digest(tensors, tree),

@@ -93,7 +93,7 @@ def test_extra_columns_must_have_one_row_per_example_and_a_free_name():
 
 
 def test_data_parallel_shards_carry_extra_columns():
-    from cl_nlp.distributed import shard
+    from cl_nlp.runtime.distributed import shard
 
     ex = with_extras(5)
     parts = [shard(ex, rank, 2)[0] for rank in range(2)]

@@ -12,8 +12,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import eval_throughput  # noqa: E402
-import harness  # noqa: E402
 import hardware  # noqa: E402
+import harness  # noqa: E402
 import strategy_overheads  # noqa: E402
 import vs_trainer  # noqa: E402
 

@@ -5,11 +5,11 @@ import torch
 from cl_nlp.config import TrainConfig
 from cl_nlp.evaluation.evaluator import Evaluator
 from cl_nlp.evaluation.results import Results
-from cl_nlp.experiment import tokenize_stream
 from cl_nlp.heads import task_class_matrix
 from cl_nlp.models import build_model, load_tokenizer
 from cl_nlp.strategies import StrategyContext, build_strategy
 from cl_nlp.streams import build_stream
+from cl_nlp.task_data import tokenize_stream
 from cl_nlp.tracking import Tracker
 from cl_nlp.training import Trainer
 
@@ -21,11 +21,12 @@ def train_two_tasks(tiny_model: str, compile: bool) -> torch.Tensor:
     torch.manual_seed(0)
     model = build_model(tiny_model, stream.num_classes)
     classes = task_class_matrix(stream)
-    evaluator = Evaluator(Results(stream.task_names, stream.scenario), [d.test for d in data], classes,
-                          tokenizer.pad_token_id)
+    context = StrategyContext(stream.scenario, len(stream), stream.num_classes, pad_id=tokenizer.pad_token_id,
+                              task_classes=classes)
+    evaluator = Evaluator(Results(stream.task_names, stream.scenario), [d.test for d in data], context)
     cfg = TrainConfig(epochs=1, batch_size=8, device="cpu", compile=compile)
-    trainer = Trainer(model, build_strategy("naive", None, StrategyContext()), evaluator, Tracker(), cfg, classes,
-                      stream.scenario, tokenizer.pad_token_id, seed=0, show_progress=False)
+    trainer = Trainer(model, build_strategy("naive", None, context), evaluator, Tracker(), cfg, context,
+                      show_progress=False)
     for task in data:
         trainer.train_task(task)
     return torch.cat([p.detach().flatten() for p in trainer.model.parameters()])

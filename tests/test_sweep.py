@@ -26,7 +26,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from cl_nlp.cli import main
-from cl_nlp.compare import rebuild_results
+from cl_nlp.comparison.runs import rebuild_results
 from cl_nlp.strategies import strategy_names
 from cl_nlp.strategies.base import Strategy
 from cl_nlp.strategies.registry import register_strategy

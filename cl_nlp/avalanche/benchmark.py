@@ -118,8 +118,8 @@ def to_avalanche(stream: Stream, tokenizer=None, max_length: int = 64):
         >>> bench = to_avalanche(build_stream("clinc-cil", {"n_tasks": 2}))  # doctest: +SKIP
         >>> x, y, t = bench.train_stream[0].dataset[0]  # doctest: +SKIP
     """
-    from cl_nlp.experiment import tokenize_stream
     from cl_nlp.models import load_tokenizer
+    from cl_nlp.task_data import tokenize_stream
 
     tokenizer = tokenizer or load_tokenizer(None)
     data = tokenize_stream(stream, tokenizer, max_length)

@@ -55,11 +55,11 @@ def fisher_mass(run_dir: str) -> str:
 
     from cl_nlp.avalanche.benchmark import avalanche_dataset
     from cl_nlp.avalanche.model import TextClassifierModule
-    from cl_nlp.checkpoint import latest_checkpoint
     from cl_nlp.config import build_config, read_yaml
-    from cl_nlp.experiment import tokenize_stream
     from cl_nlp.models import build_model, load_tokenizer
+    from cl_nlp.runtime.checkpoint import latest_checkpoint
     from cl_nlp.streams import build_stream
+    from cl_nlp.task_data import tokenize_stream
 
     cfg = build_config(read_yaml(Path(run_dir) / "config.yaml"))
     tokenizer = load_tokenizer(cfg.model.name_or_path)

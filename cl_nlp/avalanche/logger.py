@@ -24,9 +24,9 @@ import time
 from typing import Any, Callable
 
 from avalanche.core import SupervisedPlugin
-from matplotlib.figure import Figure
 from avalanche.evaluation.metric_results import AlternativeValues, MetricValue
 from avalanche.logging import BaseLogger
+from matplotlib.figure import Figure
 
 _BAD_KEY_CHARS = re.compile(r"[^\w\-. /:]")  # what MLflow accepts in metric names
 

@@ -19,8 +19,9 @@ from typing import Any, ClassVar, Literal
 
 from cl_nlp.options import require
 from cl_nlp.strategies.base import Strategy
+from cl_nlp.strategies.registry import AVALANCHE_PREFIX
 
-PREFIX = "avalanche:"
+PREFIX = AVALANCHE_PREFIX
 
 
 def _mem(default: int = 200) -> Any:

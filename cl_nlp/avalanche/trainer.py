@@ -30,7 +30,8 @@ from cl_nlp.avalanche.model import TextClassifierModule, task_incremental_module
 from cl_nlp.avalanche.strategies import AvalancheStrategy
 from cl_nlp.errors import UserError
 from cl_nlp.progress import training_bar
-from cl_nlp.training import LOSS_LOG_EVERY, StageReport, TaskData, Trainer, make_optimizer
+from cl_nlp.task_data import TaskData
+from cl_nlp.training import LOSS_LOG_EVERY, StageReport, Trainer, make_optimizer
 
 
 class ClNlpLoopPlugin(SupervisedPlugin):
@@ -94,7 +95,7 @@ class AvalancheTrainer(Trainer):
 
     Example:
         >>> trainer = AvalancheTrainer(model, build_strategy("avalanche:LwF", {}, context), evaluator,
-        ...                            tracker, cfg, task_classes, scenario, pad_id)  # doctest: +SKIP
+        ...                            tracker, cfg, context)  # doctest: +SKIP
         >>> trainer.fit(data)  # doctest: +SKIP
     """
 

@@ -5,15 +5,20 @@ still holds (see :mod:`cl_nlp.evaluation.retention` for the derived numbers):
 
 - ``probe``: a fresh linear probe per learned task on the frozen encoder's pooled last-layer
   features (the model's pooling), fitted on a fixed per-class sample of the task's training
-  split and scored on its test split; at stage 0 the same probe on the untouched pretrained
-  encoder gives ``before["probe"]``;
-- ``probe_layer<l>`` (optional, ``layerwise``): the same probe on every hidden state
-  (0 = embeddings, last = the encoder's output);
-- ``cka``: linear CKA between task ``j``'s test features right after learning it and now;
-  ``cka_pretrained``: the same against the untouched pretrained encoder's features.
+  split — its L2 weight chosen on a validation split of that sample — and scored on its test
+  split; at stage 0 the same probe on the untouched pretrained encoder gives ``before["probe"]``;
+- ``ncm_probe``: a nearest-class-mean probe on the same sample and features;
+- ``probe_layer<l>`` (optional, ``layerwise``): the linear probe on every hidden state
+  (0 = embeddings, last = the encoder's output), and ``probe_best_layer``: the probe on the
+  layer with the best validation accuracy (which layer: ``probe_best_layer_index``);
+- drift between task ``j``'s test features right after learning it and now: ``cka_debiased``
+  (unbiased HSIC) and ``cka`` (biased linear CKA), each with the level shuffled pairings give
+  (``cka_debiased_null``, ``cka_debiased_null_hi``, ``cka_null``); ``cka_pretrained`` and
+  ``cka_debiased_pretrained``: the same against the untouched pretrained encoder's features.
 
-Test features come from the same forward pass as the accuracies; only the probe sample needs
-one extra pass per learned task and stage.
+Every accuracy is recorded with its per-example correctness (``Results.correct``), which the
+intervals need. Test features come from the same forward pass as the accuracies; only the
+probe sample needs one extra pass per learned task and stage.
 """
 
 from __future__ import annotations
@@ -27,92 +32,34 @@ import numpy as np
 import torch
 from torch import nn
 
-from cl_nlp.batching import Examples, collate, eval_batches
-from cl_nlp.distributed import process_layout, sum_arrays_across_processes
-from cl_nlp.evaluation.cka import linear_cka
+from cl_nlp.batching import Examples
+from cl_nlp.evaluation.cka import cka_null, debiased_cka, linear_cka
 from cl_nlp.evaluation.class_report import per_class_scores
-from cl_nlp.evaluation.probing import DEFAULT_L2, per_class_sample, probe_accuracy
+from cl_nlp.evaluation.intervals import wilson_interval
+from cl_nlp.evaluation.metric_keys import METRIC_PREFIX, PROBE_SECONDS
+from cl_nlp.evaluation.prediction import TaskPredictions, predict
+from cl_nlp.evaluation.probing import L2_GRID, NearestClassMean, fit_probe_selected, per_class_sample
 from cl_nlp.evaluation.results import Results
-from cl_nlp.evaluation.retention import retention_summary, task_table
-from cl_nlp.heads import restrict_to_task
-from cl_nlp.models import pool
-
-
-@dataclass
-class TaskPredictions:
-    """Predictions on one task's test split, in the split's order."""
-
-    labels: np.ndarray
-    agnostic: np.ndarray  # argmax over every class of the head
-    aware: np.ndarray     # argmax over the task's own classes
-    features: np.ndarray  # pooled last-layer features (for probes and drift)
-    layer_features: np.ndarray | None = None  # (hidden states, n, dims), when asked for
-
-    def accuracy(self, which: str) -> float:
-        pred = self.agnostic if which == "agnostic" else self.aware
-        return float(np.mean(pred == self.labels)) if len(self.labels) else float("nan")
-
-
-@torch.inference_mode()
-def predict(model: nn.Module, examples: Examples, task_classes: torch.Tensor, pad_id: int,
-            batch_size: int = 128, device: torch.device | str = "cpu", hidden_layers: bool = False,
-            sort_by_length: bool = True, across_processes: bool = False,
-            on_batch: Callable[[int], None] | None = None) -> TaskPredictions:
-    """One forward pass per example gives both readings (task-agnostic and task-aware) and features.
-
-    Batches are sorted by length (less padding; ``sort_by_length=False`` keeps the split's order,
-    for benchmarks); results are put back in the split's order.
-    With ``hidden_layers`` every hidden state is pooled too (the model's pooling).
-    With ``across_processes`` (data-parallel runs; every process must call it) the batches are
-    dealt out to the processes in turn and the results summed back: each batch is computed as a
-    single process computes it, so every process gets a single process's predictions.
-    ``on_batch(n)`` is told the size of each batch as it starts (progress displays).
-    """
-    was_training = model.training
-    model.eval()
-    n = len(examples)
-    agnostic = np.zeros(n, np.int64)
-    aware = np.zeros(n, np.int64)
-    features: np.ndarray | None = None
-    layers: np.ndarray | None = None
-    pooling = getattr(model, "pooling", "mean")
-    index, count = process_layout() if across_processes else (0, 1)
-    for k, (idx, part) in enumerate(eval_batches(examples, batch_size, sort_by_length)):
-        if on_batch is not None:
-            on_batch(len(idx))
-        if k % count != index:
-            continue  # another process's batch
-        batch = {k: v.to(device) for k, v in collate(part, pad_id).items()}
-        extra = {"output_hidden_states": True} if hidden_layers else {}
-        out = model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"), **extra)
-        logits = out.logits.float()
-        agnostic[idx] = logits.argmax(-1).cpu().numpy()
-        aware[idx] = restrict_to_task(logits, batch["task_ids"], task_classes).argmax(-1).cpu().numpy()
-        feats = out.features.float().cpu().numpy()
-        if features is None:
-            features = np.zeros((n, feats.shape[1]), np.float32)
-        features[idx] = feats
-        if hidden_layers:
-            pooled = torch.stack([pool(h, batch["attention_mask"], pooling) for h in out.hidden_states]).float().cpu().numpy()
-            if layers is None:
-                layers = np.zeros((pooled.shape[0], n, pooled.shape[2]), np.float32)
-            layers[:, idx] = pooled
-    model.train(was_training)
-    if count > 1:
-        summed = sum_arrays_across_processes({"agnostic": agnostic, "aware": aware, "features": features, "layers": layers})
-        agnostic, aware, features, layers = summed["agnostic"], summed["aware"], summed.get("features"), summed.get("layers")
-    return TaskPredictions(examples.labels.copy(), agnostic, aware,
-                           features if features is not None else np.zeros((0, 0), np.float32), layers)
+from cl_nlp.evaluation.retention_overall import assess_run
+from cl_nlp.run_context import RunContext
 
 
 @dataclass
 class ProbeSettings:
-    """How the linear probes are fitted (see :class:`cl_nlp.config.EvalConfig`)."""
+    """How the probes are fitted (see :class:`cl_nlp.config.EvalConfig`)."""
 
     per_class: int = 30       # training examples per class in each task's fixed probe sample
-    l2: float = DEFAULT_L2    # L2 weight on standardised features
+    l2: float | None = None   # L2 weight on standardised features; None = chosen on validation from L2_GRID
     layerwise: bool = False   # also probe every hidden state
-    seed: int = 0             # which examples form the probe samples
+    seed: int = 0             # which examples form the probe samples (and their validation split)
+
+    @property
+    def grid(self) -> tuple[float, ...]:
+        return L2_GRID if self.l2 is None else (float(self.l2),)
+
+
+# Shuffled pairings behind the drift's null level: enough for a mean and a 95th percentile.
+CKA_PERMUTATIONS = 50
 
 
 class Evaluator:
@@ -124,24 +71,25 @@ class Evaluator:
     ``probes`` are given; drift (CKA) is always measured, since it reuses the test features.
 
     Example:
-        >>> evaluator = Evaluator(results, tests, task_classes, pad_id, trains=trains,  # doctest: +SKIP
+        >>> evaluator = Evaluator(results, tests, context, trains=trains,  # doctest: +SKIP
         ...                       probes=ProbeSettings(per_class=30))
         >>> evaluator.evaluate(model, stage=1)  # doctest: +SKIP
     """
 
-    def __init__(self, results: Results, tests: list[Examples], task_classes: torch.Tensor, pad_id: int,
-                 batch_size: int = 128, future_tasks: str = "next", device: torch.device | str = "cpu", *,
-                 trains: list[Examples] | None = None, probes: ProbeSettings | None = None,
-                 class_names: list[str] | None = None,
+    def __init__(self, results: Results, tests: list[Examples], context: RunContext, batch_size: int = 128,
+                 future_tasks: str = "next", *, trains: list[Examples] | None = None,
+                 probes: ProbeSettings | None = None, class_names: list[str] | None = None,
                  progress: Callable[[int, str, int], None] | None = None):
         self.results = results
         self.progress = progress  # progress(stage, what, examples): told of every batch (cl_nlp.progress)
         self.tests = tests
-        self.task_classes = task_classes
-        self.pad_id = pad_id
+        self.context = context
+        # Read from the run's context: both readings mask with the same matrix the trainer trains with.
+        self.task_classes = context.task_classes
+        self.pad_id = context.pad_id
+        self.device = context.device
         self.batch_size = batch_size
         self.future_tasks = future_tasks
-        self.device = device
         self.probes = probes if trains is not None else None
         self.probe_samples: list[Examples] | None = None
         if self.probes is not None:
@@ -149,6 +97,10 @@ class Evaluator:
                                   for j, t in enumerate(trains)]
         if class_names is not None:
             results.extra["class_names"] = list(class_names)
+        if not results.task_classes:  # what chance levels need (reference_levels)
+            results.task_classes = [np.flatnonzero(row.cpu().numpy()).tolist() for row in self.task_classes]
+            results.test_class_counts = [[int(np.sum(t.labels == c)) for c in classes]
+                                         for t, classes in zip(tests, results.task_classes)]
         self.last_predictions: dict[int, TaskPredictions] = {}
         # Test features kept for drift: right after each task was learned, and before any training.
         self.learned_features: dict[int, np.ndarray] = {}
@@ -171,8 +123,8 @@ class Evaluator:
             p = predict(model, self.tests[j], self.task_classes, self.pad_id, self.batch_size, self.device,
                         hidden_layers=layerwise and probed, across_processes=True,
                         on_batch=self._progress(stage, f"{self.results.task_names[j]} test"))
-            self.results.record("live", stage, j, p.accuracy(live))
-            self.results.record("task_aware", stage, j, p.accuracy("aware"))
+            self.results.record_correct("live", stage, j, p.correct(live))
+            self.results.record_correct("task_aware", stage, j, p.correct("aware"))
             if 0 < stage and j < stage:
                 scores = per_class_scores(p.labels, p.agnostic if live == "agnostic" else p.aware,
                                           np.flatnonzero(self.task_classes[j].cpu().numpy()))
@@ -186,8 +138,8 @@ class Evaluator:
             when = "pretrained" if stage == 0 else self.results.task_names[stage - 1]
             self.results.timings[f"probe_seconds/{when}"] = time.perf_counter() - t0
         if stage > 0:
-            self.results.extra["retention"] = jsonable({"summary": retention_summary(self.results, stage),
-                                                        "tasks": task_table(self.results, stage)})
+            self.results.extra["retention"] = jsonable(assess_run(self.results, stage).to_dict())
+        self.results.stages_done = max(self.results.stages_done, stage)
         self.last_predictions = out
         return out
 
@@ -195,51 +147,81 @@ class Evaluator:
         return None if self.progress is None else (lambda n: self.progress(stage, what, n))
 
     def record_drift(self, stage: int, out: dict[int, TaskPredictions]) -> None:
-        """Linear CKA of each learned task's test features now against right-after-learning and pretrained."""
+        """CKA (debiased and biased) of each learned task's test features now against right after
+        learning it — with the level shuffled pairings give — and against the pretrained encoder."""
         if stage == 0:
             self.pretrained_features = {j: p.features for j, p in out.items()}
             return
         self.learned_features[stage - 1] = out[stage - 1].features
+        record = self.results.record
         for j in range(stage):
             now = out[j].features
             if j in self.learned_features:
-                self.results.record("cka", stage, j, linear_cka(self.learned_features[j], now))
+                then = self.learned_features[j]
+                record("cka", stage, j, linear_cka(then, now))
+                record("cka_debiased", stage, j, debiased_cka(then, now))
+                null = cka_null(then, now, CKA_PERMUTATIONS, seed=stage * 1000 + j)
+                record("cka_null", stage, j, null.linear_mean)
+                record("cka_debiased_null", stage, j, null.debiased_mean)
+                record("cka_debiased_null_hi", stage, j, null.debiased_hi)
             if j in self.pretrained_features:
-                self.results.record("cka_pretrained", stage, j, linear_cka(self.pretrained_features[j], now))
+                record("cka_pretrained", stage, j, linear_cka(self.pretrained_features[j], now))
+                record("cka_debiased_pretrained", stage, j, debiased_cka(self.pretrained_features[j], now))
 
     def record_probes(self, model: nn.Module, stage: int, out: dict[int, TaskPredictions]) -> None:
         """Probe every task learned so far (every task at stage 0, the pretrained baseline)."""
         assert self.probes is not None and self.probe_samples is not None
+        results, settings = self.results, self.probes
+        chosen = results.extra.setdefault("probe_l2", {}).setdefault(str(stage), {})
         for j in (range(len(self.tests)) if stage == 0 else range(stage)):
             sample = predict(model, self.probe_samples[j], self.task_classes, self.pad_id, self.batch_size,
-                             self.device, hidden_layers=self.probes.layerwise, across_processes=True,
-                             on_batch=self._progress(stage, f"{self.results.task_names[j]} probe"))
-            test = out[j]
-            self.results.record("probe", stage, j, probe_accuracy(sample.features, sample.labels, test.features,
-                                                                  test.labels, self.probes.l2))
-            if self.probes.layerwise and sample.layer_features is not None and test.layer_features is not None:
+                             self.device, hidden_layers=settings.layerwise, across_processes=True,
+                             on_batch=self._progress(stage, f"{results.task_names[j]} probe"))
+            test, seed = out[j], settings.seed + j
+            fitted = fit_probe_selected(sample.features, sample.labels, settings.grid, seed)
+            results.record_correct("probe", stage, j, fitted.probe.predict(test.features) == test.labels)
+            chosen[results.task_names[j]] = fitted.l2
+            ncm = NearestClassMean.fit(sample.features, sample.labels)
+            results.record_correct("ncm_probe", stage, j, ncm.predict(test.features) == test.labels)
+            if settings.layerwise and sample.layer_features is not None and test.layer_features is not None:
+                best: tuple[float, int, np.ndarray] | None = None
                 for layer in range(len(sample.layer_features)):
-                    acc = probe_accuracy(sample.layer_features[layer], sample.labels, test.layer_features[layer],
-                                         test.labels, self.probes.l2)
-                    self.results.record(f"probe_layer{layer}", stage, j, acc)
+                    fit = fit_probe_selected(sample.layer_features[layer], sample.labels, settings.grid, seed)
+                    correct = fit.probe.predict(test.layer_features[layer]) == test.labels
+                    results.record(f"probe_layer{layer}", stage, j, float(correct.mean()))
+                    score = -np.inf if np.isnan(fit.validation_accuracy) else fit.validation_accuracy
+                    if best is None or score >= best[0]:  # ties: the later layer
+                        best = (score, layer, correct)
+                assert best is not None
+                results.record_correct("probe_best_layer", stage, j, best[2])
+                results.record("probe_best_layer_index", stage, j, float(best[1]))
 
     def stage_metrics(self, stage: int) -> dict[str, float]:
-        """Per-stage MLflow metrics of the retention question: ``probe_acc/<task>``, ``cka/<task>``, ..."""
+        """Per-stage MLflow metrics of the retention question: ``probe_acc/<task>`` with
+        ``probe_acc_lo/<task>`` and ``probe_acc_hi/<task>`` (95% Wilson), the same ``_lo``/``_hi``
+        for ``acc`` and ``task_aware_acc``, ``cka_debiased/<task>``, ..."""
         results = self.results
         out: dict[str, float] = {}
         for name in results.matrices:
-            if name in ("live", "task_aware"):
-                continue  # logged by the trainer as acc/* and task_aware_acc/*
-            prefix = "probe_acc" if name == "probe" else name
+            prefix = METRIC_PREFIX.get(name, name)
             for j in range(stage):
-                out[f"{prefix}/{results.task_names[j]}"] = float(results.matrices[name][stage - 1, j])
+                task = results.task_names[j]
+                if name not in ("live", "task_aware"):  # those two are logged by the trainer as acc/*, task_aware_acc/*
+                    out[f"{prefix}/{task}"] = float(results.matrices[name][stage - 1, j])
+                correct = results.correct_vector(name, stage, j)
+                if correct is not None and correct.size:
+                    lo, hi = wilson_interval(int(correct.sum()), correct.size)
+                    out[f"{prefix}_lo/{task}"], out[f"{prefix}_hi/{task}"] = float(lo), float(hi)
         if "probe" in results.matrices:
             summary = results.summary("probe", stage)
             out.update({"probe_acc_avg": summary["acc"], "probe_bwt": summary["bwt"],
                         "probe_forgetting": summary["forgetting"]})
-            retention = results.extra.get("retention", {}).get("summary", {})
-            out["recoverable_share"] = _num(retention.get("recoverable_share"))
-            out["time/probe_seconds"] = results.timings.get(f"probe_seconds/{results.task_names[stage - 1]}", math.nan)
+            retention = results.extra.get("retention", {}).get("aggregates", {})
+            for key in ("recoverable_share", "live_change", "probe_change", "readout_loss"):
+                e = retention.get(key) or {}
+                out[key] = _num(e.get("value"))
+                out[key + "_lo"], out[key + "_hi"] = _num(e.get("lo")), _num(e.get("hi"))
+            out[PROBE_SECONDS] = results.timings.get(f"probe_seconds/{results.task_names[stage - 1]}", math.nan)
         return out
 
     def state_dict(self) -> dict[str, torch.Tensor]:

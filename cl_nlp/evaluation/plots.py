@@ -78,9 +78,9 @@ def plot_layer_probes(results: Results, path: str | Path) -> Path | None:
     fig = Figure(figsize=(5.5, 3.6), layout="constrained")
     ax = fig.subplots()
     for j in range(s):
-        final = [results.matrices[f"probe_layer{l}"][s - 1, j] for l in layers]
+        final = [results.matrices[f"probe_layer{layer}"][s - 1, j] for layer in layers]
         ax.plot(layers, final, marker="o", markersize=3, color=f"C{j % 10}", label=results.task_names[j])
-        before = [results.before.get(f"probe_layer{l}", np.full(results.num_tasks, np.nan))[j] for l in layers]
+        before = [results.before.get(f"probe_layer{layer}", np.full(results.num_tasks, np.nan))[j] for layer in layers]
         ax.plot(layers, before, "--", color=f"C{j % 10}", lw=1)
     ax.set_xlabel("hidden state (0 = embeddings)")
     ax.set_ylabel("probe accuracy (dashed: pretrained)")

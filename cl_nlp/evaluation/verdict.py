@@ -1,157 +1,93 @@
 """The run's verdict in plain words, its markdown report, and the files written at the end of a run.
 
-Every number in the verdict is read from the run's matrices (see
-:mod:`cl_nlp.evaluation.retention` for the definitions and thresholds); the wording only
-chooses between cases: was anything forgotten, how much of it a probe recovers, how far the
-representation drifted, and whether the knowledge came from pretraining or from fine-tuning.
+The verdict is a few bullets (:mod:`cl_nlp.evaluation.bullets`), each resting on intervals
+computed from the run's results file alone (:mod:`cl_nlp.evaluation.retention`,
+:mod:`cl_nlp.evaluation.retention_overall`), so ``cl-nlp report RUN_DIR`` re-derives exactly
+what the run printed. ``report.md`` adds the per-task tables those bullets summarise;
+``retention.json`` holds the same numbers, outcomes and claims for scripts.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
-import numpy as np
-
+from cl_nlp.evaluation.bullets import render, verdict_claims
+from cl_nlp.evaluation.claim_text import level_text
 from cl_nlp.evaluation.class_report import write_class_report_csv
-from cl_nlp.evaluation.plots import plot_layer_probes, plot_matrices, plot_retention_curves
+from cl_nlp.evaluation.judgement import Estimate
+from cl_nlp.evaluation.plots import (
+    plot_layer_probes,
+    plot_matrices,
+    plot_retention_curves,
+)
+from cl_nlp.evaluation.reference_levels import MARGIN_SHARE
 from cl_nlp.evaluation.report import format_matrix, format_summary
 from cl_nlp.evaluation.results import Results
-from cl_nlp.evaluation.retention import (LEARNED_WELL, MIN_DROP, MIN_GAIN, probe_seconds, retention_summary,
-                                         task_table)
-
-
-def _pts(x: float) -> str:
-    return f"{x * 100:.0f}"
-
-
-def _ok(*values: float) -> bool:
-    return all(v is not None and not math.isnan(v) for v in values)
-
-
-def _names(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def _learning(rows: list[dict]) -> list[str]:
-    after = [r["live_after_learning"] for r in rows]
-    out = [f"Live accuracy right after learning each task: {min(after):.2f}-{max(after):.2f} "
-           f"(mean {np.mean(after):.2f})."]
-    poor = [r for r in rows if not r["learned_well"]]
-    if poor:
-        were = "was" if len(poor) == 1 else "were"
-        values = ", ".join(f"{r['live_after_learning']:.2f}" for r in poor)
-        out.append(f"Warning: {_names([r['task'] for r in poor])} {were} not learned well (live accuracy right after "
-                   f"learning {values} < {LEARNED_WELL:.2f}): "
-                   "there was little to forget, so forgetting measured there means little.")
-    return out
-
-
-def _forgetting(summary: dict, has_probe: bool) -> list[str]:
-    drop, share, recovered = summary["live_drop"], summary["recoverable_share"], summary["recovered"]
-    if not _ok(drop):
-        return []
-    if drop < MIN_DROP:
-        return [f"Live accuracy on earlier tasks barely fell ({drop * 100:.1f} points on average below its best; "
-                f"final live ACC {summary['live_acc']:.2f}): there was little forgetting to explain."]
-    text = (f"Live accuracy on earlier tasks fell {_pts(drop)} points on average below its best "
-            f"(final live ACC {summary['live_acc']:.2f})")
-    if not has_probe:
-        return [text + "; probes were off (eval.probes=false), so the run cannot tell a lost representation "
-                "from a drifted readout."]
-    if not _ok(share):
-        return [text + "."]
-    text += f"; a linear probe on the frozen encoder recovers {_pts(recovered)} of them ({share:.0%})"
-    if share >= 2 / 3:
-        text += ": most of the forgetting is in the readout (the classifier), not the representation."
-    elif share >= 1 / 3:
-        text += ": the forgetting is split between the readout and the representation itself."
-    else:
-        text += ": most of the forgetting is in the representation itself, not only in the readout."
-    out = [text]
-    if _ok(summary["probe_bwt"]):
-        out.append(f"Probe BWT {summary['probe_bwt'] * 100:+.1f} points against live BWT "
-                   f"{summary['live_bwt'] * 100:+.1f}.")
-    return out
-
-
-def _drift(results: Results, summary: dict) -> list[str]:
-    if not _ok(summary["cka"]):
-        return []
-    text = (f"Representation drift: linear CKA between each earlier task's test features right after learning it "
-            f"and at the end averages {summary['cka']:.2f} (1 = unchanged)")
-    cp = results.matrices.get("cka_pretrained")
-    if cp is not None:
-        s = results.stages_done
-        final = cp[s - 1, : s - 1]
-        if np.isfinite(final).any():
-            text += f", and {np.nanmean(final):.2f} against the untouched pretrained encoder"
-    return [text + "."]
-
-
-def _source(rows: list[dict], summary: dict) -> list[str]:
-    p0 = [r["pretrained_probe"] for r in rows]
-    if not _ok(*p0) or not _ok(*(r["probe_after_learning"] for r in rows)):
-        return []
-    final = np.mean([r["final_probe"] for r in rows])
-    base = (f"the untouched pretrained encoder's probe already scored {np.mean(p0):.2f} on average "
-            f"({min(p0):.2f}-{max(p0):.2f} per task), against {summary['probe_after_learning']:.2f} right after "
-            f"fine-tuning on each task and {final:.2f} at the end")
-    gained = [r for r in rows if r["task"] in summary["gained_tasks"]]
-    if not gained:
-        return [f"Knowledge source: {base}; no task gained {MIN_GAIN * 100:.0f} or more points of probe accuracy "
-                "from fine-tuning, so what the probes find came from pretraining, not from learning the tasks."]
-    gain = np.mean([r["representation_gain"] for r in gained])
-    survive = summary["surviving_share"]
-    if not _ok(survive):
-        kept = ""
-    elif survive <= 0:
-        kept = "; none of that gain survives to the end on the earlier tasks"
-    else:
-        kept = f"; {survive:.0%} of that gain survives to the end on the earlier tasks"
-    if len(gained) == len(rows):
-        return [f"Knowledge source: {base}; fine-tuning added {_pts(gain)} points of probe accuracy on average"
-                f"{kept}, so the knowledge comes from fine-tuning on top of pretraining."]
-    others = [r["task"] for r in rows if r not in gained]
-    return [f"Knowledge source: {base}; fine-tuning added {_pts(gain)} points on average to "
-            f"{_names([r['task'] for r in gained])}{kept}, while on {_names(others)} the pretrained encoder "
-            "already knew as much: that knowledge came from pretraining."]
+from cl_nlp.evaluation.retention import ALPHA, probe_seconds
+from cl_nlp.evaluation.retention_overall import LEVEL, RunRetention, assess_run
 
 
 def verdict(results: Results) -> str:
-    """The plain-words verdict of a run (at least one stage done), numbers from its matrices."""
-    s = results.stages_done
-    if s == 0:
-        return "No task was learned: nothing to judge."
-    summary = retention_summary(results, s)
-    summary["live_bwt"] = results.summary("live", s)["bwt"]
-    rows = task_table(results, s)
-    has_probe = "probe" in results.matrices
-    parts = _learning(rows)
-    if s == 1:
-        parts.append("Only one task was learned: nothing could be forgotten yet.")
-    else:
-        parts += _forgetting(summary, has_probe) + _drift(results, summary)
-    if has_probe:
-        parts += _source(rows, summary)
-    return " ".join(parts)
+    """The plain-words verdict of a run as markdown bullets, every number from its results."""
+    run = assess_run(results)
+    return render(verdict_claims(results, run), run)
 
 
-_COLUMNS = (("task", "task"), ("pretrained_probe", "pretrained probe P0"), ("probe_after_learning", "probe after learning P_jj"),
-            ("final_probe", "final probe P_Tj"), ("live_after_learning", "live after learning R_jj"),
-            ("final_live", "final live R_Tj"), ("representation_gain", "gain P_jj-P0"),
-            ("surviving_share", "surviving share"), ("live_retention", "live retention"),
-            ("probe_retention", "probe retention"), ("live_drop", "live drop"),
-            ("recoverable_share", "recoverable share"), ("cka", "CKA"))
+def _acc(e: Estimate | None) -> str:
+    if e is None or not math.isfinite(e.value):
+        return "-"
+    return f"{e.value:.3f}" + (f" [{e.lo:.2f}, {e.hi:.2f}]" if e.has_interval else "")
 
 
-def task_table_markdown(results: Results) -> str:
-    """The per-task side-by-side table as markdown (``-`` = not defined or not measured)."""
-    rows = task_table(results)
-    lines = ["| " + " | ".join(label for _, label in _COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
-    for r in rows:
-        cells = [r["task"]] + ["-" if not _ok(r[k]) else f"{r[k]:.3f}" for k, _ in _COLUMNS[1:]]
+def _diff(e: Estimate | None, outcome: str | None) -> str:
+    if e is None or not math.isfinite(e.value):
+        return "-"
+    text = f"{e.value * 100:+.1f}"
+    if e.has_interval:
+        text += f" [{e.lo * 100:+.1f}, {e.hi * 100:+.1f}]"
+    return text + (f" {outcome}" if outcome else "")
+
+
+def _num(x: float | None, spec: str = ".3f") -> str:
+    return "-" if x is None or not math.isfinite(x) else format(x, spec)
+
+
+ACCURACY_COLUMNS = (("pretrained_probe", "P0"), ("probe_after", "probe after learning"), ("probe_final", "final probe"),
+                    ("ncm_final", "final NCM probe"), ("live_after", "live after learning"), ("live_final", "final live"))
+DIFFERENCE_COLUMNS = (("live_change", "live change"), ("probe_change", "probe change"),
+                      ("readout_loss", "readout loss"), ("gain", "gain P_jj-P0"),
+                      ("final_vs_pretrained", "final probe-P0"), ("ncm_vs_linear", "NCM-linear"))
+
+
+def task_tables_markdown(run: RunRetention) -> str:
+    """Two per-task tables: levels and accuracies (95% Wilson), and differences (per-question level, points)."""
+    head = ["task", "n", "chance", "best", "margin", *(label for _, label in ACCURACY_COLUMNS), "category", "source"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for t in run.tasks:
+        cells = [t.task, str(t.n or "-"), _num(t.chance), _num(t.best), _num(t.margin)]
+        cells += [_acc(t.accuracies.get(k)) for k, _ in ACCURACY_COLUMNS]
+        cells += [t.category or "-", t.source or "-"]
         lines.append("| " + " | ".join(cells) + " |")
+    levels = sorted({t.levels[k] for t in run.tasks for k in ("live_change", "gain")})
+    lines += ["", (f"Differences in points, [interval] and outcome; intervals at {' / '.join(map(level_text, levels))} "
+                   "(Bonferroni: 95% over the tasks each question is asked of; the gain over every task, the rest over "
+                   "the earlier ones)."), "", "| task | " + " | ".join(label for _, label in DIFFERENCE_COLUMNS) + " |",
+              "|" + "---|" * (len(DIFFERENCE_COLUMNS) + 1)]
+    for t in run.tasks:
+        cells = [_diff(t.differences.get(k), t.outcomes.get(k)) for k, _ in DIFFERENCE_COLUMNS]
+        lines.append("| " + " | ".join([t.task, *cells]) + " |")
+    return "\n".join(lines)
+
+
+def aggregates_markdown(run: RunRetention) -> str:
+    """The run-level averages with their 95% bootstrap intervals and outcomes."""
+    lines = ["| quantity | tasks | value | 95% interval | outcome |", "|---|---|---|---|---|"]
+    for name, e in run.aggregates.items():
+        interval = f"[{e.lo:.3f}, {e.hi:.3f}] ({e.method})" if e.has_interval else "-"
+        lines.append(f"| {name} | {', '.join(run.members.get(name, []))} | {_num(e.value)} | {interval} | "
+                     f"{run.outcomes.get(name, '')} |")
     return "\n".join(lines)
 
 
@@ -161,41 +97,53 @@ def closing_note(results: Results, verdict_text: str) -> str:
     if "probe" in results.matrices:
         parts.append("Probe accuracy (linear probe on the frozen encoder; 'untrained' row = pretrained encoder)\n"
                      + format_matrix(results, "probe"))
-    if "cka" in results.matrices:
-        parts.append("Drift: linear CKA of each task's test features against right after learning it\n"
-                     + format_matrix(results, "cka"))
-    parts.append("Verdict: " + verdict_text)
+    drift = "cka_debiased" if "cka_debiased" in results.matrices else "cka"
+    if drift in results.matrices:
+        kind = "debiased CKA" if drift == "cka_debiased" else "linear CKA"
+        parts.append(f"Drift: {kind} of each task's test features against right after learning it\n"
+                     + format_matrix(results, drift))
+    parts.append("Verdict:\n" + verdict_text)
     seconds, run = probe_seconds(results), results.timings.get("run_seconds")
     if seconds and run:
         parts.append(f"Probes and drift took {seconds:.0f}s of the run's {run:.0f}s ({seconds / run:.0%}).")
     return "\n\n".join(parts)
 
 
-def markdown_report(results: Results, verdict_text: str, figures: list[str]) -> str:
-    """``report.md``: verdict, per-task table, thresholds, matrices, timings and figures."""
-    summary = retention_summary(results)
-    lines = ["# Retention report", "", verdict_text, "", "## Per task, at the end of the run", "",
-             task_table_markdown(results), "",
-             f"Thresholds: a representation gain counts from {MIN_GAIN:.2f} (3 points: below it, one seed's noise); "
-             f"a recoverable share is computed where live accuracy dropped at least {MIN_DROP:.2f}; a task counts as "
-             f"learned well when live accuracy right after learning is at least {LEARNED_WELL:.2f}. "
-             f"Recoverable share (overall, points-weighted): "
-             + ("-" if not _ok(summary["recoverable_share"]) else f"{summary['recoverable_share']:.3f}") + ".",
-             "", "## Summary", "", "```", format_summary(results), "```", ""]
+def markdown_report(results: Results, verdict_text: str, figures: list[str], run: RunRetention | None = None) -> str:
+    """``report.md``: verdict, per-task tables, run-level averages, how to read them, matrices, figures."""
+    run = run or assess_run(results)
+    lines = ["# Retention report", "", "## Verdict", "", verdict_text, "",
+             f"## Per task, at stage {run.stage}", "", task_tables_markdown(run), "",
+             f"## Averages over tasks ({LEVEL:.0%} intervals)", "", aggregates_markdown(run), "",
+             "## How to read this", "",
+             ("Chance = the best input-blind accuracy (1/classes of the task, or its largest class's share); best = the "
+              "highest accuracy any reading reached on the task; margin = "
+              f"{MARGIN_SHARE:g} x (best - chance), the change counted as negligible. Outcomes: `higher`/`lower` = the "
+              "interval excludes 0 and reaches past the margin; `same` = the interval lies within the margin; "
+              "`unclear` = it holds 0 and reaches past the margin. Per-task statements hold with "
+              f"{1 - ALPHA:.0%} confidence for each question as a whole (Bonferroni). Averages combine the tasks' own "
+              "intervals (`mover`); shares come from a paired bootstrap over test examples (`bootstrap`). "
+              "See docs/retention.md."), ""]
+    if run.notes:
+        lines += ["## What this run folder cannot tell", ""] + [f"- {n}" for n in run.notes] + [""]
+    if results.stages_done:
+        lines += ["## Summary", "", "```", format_summary(results), "```", ""]
     for name in results.matrices:
         lines += [f"## Matrix: {name}", "", "```", format_matrix(results, name), "```", ""]
-    seconds, run = probe_seconds(results), results.timings.get("run_seconds")
-    if seconds and run:
-        lines += [f"Probes and drift took {seconds:.1f} s of the run's {run:.1f} s ({seconds / run:.1%}).", ""]
+    seconds, total = probe_seconds(results), results.timings.get("run_seconds")
+    if seconds and total:
+        lines += [f"Probes and drift took {seconds:.1f} s of the run's {total:.1f} s ({seconds / total:.1%}).", ""]
     lines += [f"![{f}]({f})" for f in figures]
     return "\n".join(lines) + "\n"
 
 
 def write_run_report(results: Results, run_dir: str | Path) -> str:
-    """Write ``report.md``, the PNG figures and ``classification_report.csv`` into ``run_dir``;
-    return the verdict (for the console and the MLflow run description)."""
+    """Write ``report.md``, ``retention.json``, the PNG figures and ``classification_report.csv`` into
+    ``run_dir``; return the verdict (for the console and the MLflow run description)."""
     run_dir = Path(run_dir)
-    text = verdict(results)
+    run = assess_run(results)
+    claims = verdict_claims(results, run)
+    text = render(claims, run)
     figures = []
     if results.stages_done:
         figures.append(plot_retention_curves(results, run_dir / "retention_curves.png").name)
@@ -207,5 +155,19 @@ def write_run_report(results: Results, run_dir: str | Path) -> str:
     if reports:
         write_class_report_csv(reports, results.task_names, results.extra.get("class_names"),
                                run_dir / "classification_report.csv")
-    (run_dir / "report.md").write_text(markdown_report(results, text, figures), encoding="utf-8")
+    (run_dir / "report.md").write_text(markdown_report(results, text, figures, run), encoding="utf-8")
+    data = {**run.to_dict(), "verdict": text, "claims": [c.to_dict() for c in claims]}
+    (run_dir / "retention.json").write_text(json.dumps(strict_json(data), indent=2, allow_nan=False) + "\n",
+                                            encoding="utf-8")
     return text
+
+
+def strict_json(value):
+    """Nested dicts/lists with NaN and infinities turned into ``None`` (strict JSON, like the results file)."""
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return value

@@ -1,12 +1,17 @@
 """Continual-learning strategies: the :class:`Strategy` hooks, the registry, built-ins."""
 
-from cl_nlp.strategies.base import ForwardOutput, NoOptions, Strategy, StrategyContext, task_loss
-from cl_nlp.strategies.registry import (ENTRY_POINT_GROUP, build_strategy, get_strategy_spec, register_strategy,
-                                        strategy_names, strategy_options)
-from cl_nlp.strategies.loading import strategy_label
-
 # Built-in strategies register themselves on import.
 from cl_nlp.strategies import ewc, joint, lora_merge, naive, replay  # noqa: E402,F401
+from cl_nlp.strategies.base import ForwardOutput, NoOptions, Strategy, StrategyContext, task_loss
+from cl_nlp.strategies.loading import strategy_label
+from cl_nlp.strategies.registry import (
+                                        ENTRY_POINT_GROUP,
+                                        build_strategy,
+                                        get_strategy_spec,
+                                        register_strategy,
+                                        strategy_names,
+                                        strategy_options,
+)
 
 __all__ = ["ENTRY_POINT_GROUP", "ForwardOutput", "NoOptions", "Strategy", "StrategyContext", "build_strategy",
            "get_strategy_spec", "register_strategy", "strategy_label", "strategy_names", "strategy_options", "task_loss"]

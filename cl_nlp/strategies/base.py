@@ -3,8 +3,8 @@
 The trainer calls, for each task of the stream::
 
     model = strategy.before_task(task, model)            # e.g. wrap in a LoRA adapter
-    lr = strategy.learning_rate(task, train.lr)          # e.g. LoRA's larger rate
     examples = strategy.training_examples(task)          # e.g. every task so far (joint)
+    lr = strategy.learning_rate(task, train.lr)          # e.g. LoRA's larger rate
     batches = length-grouped batches of examples         # the LR schedule is sized from them
     for ex in strategy.train_batches(task, batches):     # e.g. mix in replayed examples
         batch = collate(ex)                              # tensors, ex.extra columns included
@@ -35,9 +35,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from cl_nlp.batching import Examples
+from cl_nlp.run_context import RunContext
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cl_nlp.training import TaskData
+    from cl_nlp.task_data import TaskData
 
 
 @dataclass
@@ -140,17 +141,5 @@ class Strategy:
         """Restore what :meth:`state_dict` returned; ``model`` is the restored model (weights already loaded)."""
 
 
-@dataclass
-class StrategyContext:
-    """What the run tells a strategy at construction: the scenario, sizes, seed, device, and
-    what a strategy needs to run the model on its own (EWC's Fisher): the padding id and the
-    task-to-classes matrix that :func:`cl_nlp.heads.training_logits` masks with."""
-
-    scenario: str = "class-incremental"
-    num_tasks: int = 1
-    num_classes: int = 2
-    seed: int = 0
-    batch_size: int = 16
-    device: torch.device = torch.device("cpu")
-    pad_id: int = 0
-    task_classes: torch.Tensor | None = None  # bool (tasks x classes); None = every class in every task
+# A strategy's context is the run's: one object, built once per run (cl_nlp.run_context).
+StrategyContext = RunContext

@@ -18,6 +18,13 @@ from cl_nlp.strategies.loading import is_class_spec, load_strategy_class
 
 ENTRY_POINT_GROUP = "cl_nlp.strategies"
 
+# The strategies the optional Avalanche adapter (cl_nlp.avalanche.strategies) registers, as plain
+# data: naming one where the extra is missing says how to install it, without importing the
+# adapter (which sits above the core). tests/avalanche checks the two lists agree.
+AVALANCHE_PREFIX = "avalanche:"
+AVALANCHE_NAMES = frozenset({"Naive", "Cumulative", "Replay", "GDumb", "EWC", "LwF", "SI", "MAS", "AGEM", "GEM",
+                             "DER", "ER_ACE", "MIR"})
+
 
 @dataclass(frozen=True)
 class StrategySpec:
@@ -69,13 +76,11 @@ def get_strategy_spec(name: str) -> StrategySpec:
     ``package.module:Class``: :mod:`cl_nlp.strategies.loading`)."""
     load_entry_points()
     if name not in _STRATEGIES:
-        from cl_nlp.avalanche.strategies import AVALANCHE_STRATEGIES, PREFIX  # plain data: no Avalanche import
-
-        if is_class_spec(name) and not name.startswith(PREFIX):
+        if is_class_spec(name) and not name.startswith(AVALANCHE_PREFIX):
             strategy_cls, options_cls = load_strategy_class(name)
             doc = inspect.getdoc(strategy_cls) or ""
             return StrategySpec(name, options_cls, strategy_cls, doc.split("\n")[0])
-        if name.startswith(PREFIX) and name[len(PREFIX):] in AVALANCHE_STRATEGIES:
+        if name.startswith(AVALANCHE_PREFIX) and name[len(AVALANCHE_PREFIX):] in AVALANCHE_NAMES:
             raise UserError(f"strategy {name!r} needs the optional extra cl-nlp[avalanche], which is not installed here; "
                             "install it in its own environment (docs/avalanche.md): python3 -m venv .venv-avalanche && "
                             ".venv-avalanche/bin/pip install torch==2.14.1 torchvision==0.29.1 -e '.[avalanche]'")

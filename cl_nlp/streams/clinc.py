@@ -10,8 +10,8 @@ from datasets import Dataset
 
 from cl_nlp.options import require
 from cl_nlp.streams.bolt import read_bolt_split
-from cl_nlp.streams.shaping import labelled_split
 from cl_nlp.streams.registry import register_stream
+from cl_nlp.streams.shaping import labelled_split
 from cl_nlp.streams.task import Stream, Task
 
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 
 from cl_nlp.config import read_yaml
-from cl_nlp.errors import UserError
+from cl_nlp.errors import UserError, shown, shown_path
 from cl_nlp.options import build_options, require
 from cl_nlp.streams.hub import HubSource, label_strings, load_hub_split, shaped_rows
 from cl_nlp.streams.registry import register_stream
@@ -55,7 +55,7 @@ class TaskSpec:
                 "splits must name the repository's train split, e.g. splits: {train: train, test: test}")
         require(all(isinstance(v, str) or v is None for v in self.columns.values()), "columns: give column names as strings")
         unknown = sorted(set(self.columns) - {"text", "text_pair", "label"})
-        require(not unknown, f"columns: unknown role {unknown[0] if unknown else ''!r}; use text, text_pair, label")
+        require(not unknown, f"columns: unknown role {shown(unknown[0] if unknown else '', 40)}; use text, text_pair, label")
         for name in ("train_per_class", "test_per_class", "validation_per_class"):
             value = getattr(self, name)
             require(value is None or value >= 1, f"{name} must be >= 1 or null")
@@ -78,7 +78,7 @@ class StreamFile:
     tasks: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        require(self.scenario in SCENARIOS, f"scenario must be one of {', '.join(SCENARIOS)}, got {self.scenario!r}")
+        require(self.scenario in SCENARIOS, f"scenario must be one of {', '.join(SCENARIOS)}, got {shown(self.scenario, 60)}")
         require(len(self.tasks) >= 1, "tasks: list at least one task")
 
 
@@ -97,10 +97,10 @@ def task_specs(spec: StreamFile, where: str) -> list[TaskSpec]:
     out = []
     for i, raw in enumerate(spec.tasks):
         if not isinstance(raw, dict):
-            raise UserError(f"{where}: tasks[{i}] must be a mapping with name, train/test or hub, ...; got {raw!r}")
+            raise UserError(f"{where}: tasks[{i}] must be a mapping with name, train/test or hub, ...; got {shown(raw, 80)}")
         merged = {**spec.defaults, **raw}
         merged["columns"] = {**spec.defaults.get("columns", {}), **raw.get("columns", {})}
-        out.append(build_options(TaskSpec, merged, f"{where}: task {raw.get('name', i)!r}"))
+        out.append(build_options(TaskSpec, merged, f"{where}: task {shown(raw.get('name', i), 60)}"))
     return out
 
 
@@ -119,9 +119,9 @@ def _split_rows(task: TaskSpec, split: str, folder: Path, hub_root: str | None, 
     if file is None:
         return None
     path = Path(file) if Path(file).is_absolute() else folder / file
-    table = read_table(path, task.format, f"{where}: task {task.name!r}: {split}")
+    table = read_table(path, task.format, f"{where}: task {shown(task.name, 60)}: {split}")
     texts, pairs, labels = table_rows(table, path, {r: task.column(r) for r in ("text", "text_pair", "label")},
-                                      f"{where}: task {task.name!r}")
+                                      f"{where}: task {shown(task.name, 60)}")
     return texts, pairs, labels, None, None
 
 
@@ -140,7 +140,7 @@ def build_task(task: TaskSpec, spec: StreamFile, folder: Path, class_names: list
     rows = {s: _split_rows(task, s, folder, spec.hub_root, where) for s in SPLITS}
     if rows["test"] is None:
         if task.test_fraction is None or rows["train"][3] is not None:
-            raise UserError(f"{where}: task {task.name!r} has no test split; give test: FILE "
+            raise UserError(f"{where}: task {shown(task.name, 60)} has no test split; give test: FILE "
                             "(or splits.test for a hub task), or test_fraction: 0.2 to carve one from train")
         rows["train"], rows["test"] = _carve_test(rows["train"], task.test_fraction, spec.seed)
     declared = None if task.labels is None else [str(x) for x in task.labels]
@@ -148,22 +148,22 @@ def build_task(task: TaskSpec, spec: StreamFile, folder: Path, class_names: list
         if r is not None and declared is not None:
             outside = sorted(set(r[2]) - set(declared))
             if outside:
-                raise UserError(f"{where}: task {task.name!r}: the {split} data has labels outside the declared "
-                                f"labels: {', '.join(repr(x) for x in outside[:3])} ({sum(x in outside for x in r[2])} "
+                raise UserError(f"{where}: task {shown(task.name, 60)}: the {split} data has labels outside the declared "
+                                f"labels: {', '.join(shown(x, 40) for x in outside[:3])} ({sum(x in outside for x in r[2])} "
                                 "rows); add them to labels or fix the data")
     classes = [str(x) for x in task.classes] if task.classes is not None else sorted(set(rows["train"][2]))
     if task.classes is None:  # no filter: a test class never seen in training is a data mistake, not a carve
         for split in ("test", "validation"):
             unseen = sorted(set(rows[split][2]) - set(classes)) if rows[split] is not None else []
             if unseen:
-                raise UserError(f"{where}: task {task.name!r}: the {split} split has labels outside the task's "
-                                f"classes (those of its train data): {', '.join(repr(x) for x in unseen[:3])}; add "
+                raise UserError(f"{where}: task {shown(task.name, 60)}: the {split} split has labels outside the task's "
+                                f"classes (those of its train data): {', '.join(shown(x, 40) for x in unseen[:3])}; add "
                                 "training rows for them, or list the classes to keep with classes: [...]")
     if declared is not None:
         unknown = [c for c in classes if c not in declared]
         if unknown:
-            raise UserError(f"{where}: task {task.name!r}: class {unknown[0]!r} is not among its declared labels; "
-                            "fix classes or labels")
+            raise UserError(f"{where}: task {shown(task.name, 60)}: class {shown(unknown[0], 40)} is not among its "
+                            "declared labels; fix classes or labels")
     prefix = f"{task.name}:" if spec.scenario == "task-incremental" else ""
     class_index = {}
     for c in classes:
@@ -191,16 +191,14 @@ def build_task(task: TaskSpec, spec: StreamFile, folder: Path, class_names: list
 def load_stream_file(path: str | Path) -> Stream:
     """Build and check the stream described by the YAML file ``path``."""
     p = Path(path)
-    where = f"stream file {str(p)!r}"
-    if not p.is_file():
-        raise UserError(f"{where} does not exist; set stream.path to an existing stream YAML "
-                        "(see configs/streams/example.yaml)")
-    spec = build_options(StreamFile, read_yaml(p), where)
+    where = f"stream file {shown_path(p)}"
+    raw = read_yaml(p, "stream file", "set stream.path to an existing stream YAML (see configs/streams/example.yaml)")
+    spec = build_options(StreamFile, raw, where)
     tasks_spec = task_specs(spec, where)
     names = [t.name for t in tasks_spec]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
-        raise UserError(f"{where}: task name {twice[0]!r} is used twice; give every task its own name")
+        raise UserError(f"{where}: task name {shown(twice[0], 60)} is used twice; give every task its own name")
     class_names: list[str] = []
     tasks = [build_task(t, spec, p.parent, class_names, where) for t in tasks_spec]
     stream = Stream(spec.name, spec.scenario, tasks, class_names, shared_classes=tuple(spec.shared_classes),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from cl_nlp.errors import UserError
+from cl_nlp.errors import UserError, shown
 from cl_nlp.streams.task import SCENARIOS, Stream
 
 
@@ -24,12 +24,12 @@ def check_stream(stream: Stream, where: str) -> None:
         >>> check_stream(Stream("s", "class-incremental", [Task("t", d, d, [0, 1])], ["x", "y"]), "stream 's'")
     """
     if stream.scenario not in SCENARIOS:
-        raise UserError(f"{where}: unknown scenario {stream.scenario!r}; use one of: {', '.join(SCENARIOS)}")
+        raise UserError(f"{where}: unknown scenario {shown(stream.scenario, 60)}; use one of: {', '.join(SCENARIOS)}")
     if not stream.tasks:
         raise UserError(f"{where}: the stream has no tasks; list at least one task")
     twice = [name for name, n in Counter(t.name for t in stream.tasks).items() if n > 1]
     if twice:
-        raise UserError(f"{where}: task name {twice[0]!r} is used twice; give every task its own name")
+        raise UserError(f"{where}: task name {shown(twice[0], 60)} is used twice; give every task its own name")
     for task in stream.tasks:
         _check_task(stream, task, where)
     _check_scenario(stream, where)
@@ -37,10 +37,10 @@ def check_stream(stream: Stream, where: str) -> None:
 
 def _check_task(stream: Stream, task, where: str) -> None:
     if not task.class_ids:
-        raise UserError(f"{where}: task {task.name!r} has no classes; give it at least two")
+        raise UserError(f"{where}: task {shown(task.name, 60)} has no classes; give it at least two")
     bad = [c for c in task.class_ids if not 0 <= c < stream.num_classes]
     if bad:
-        raise UserError(f"{where}: task {task.name!r} uses class id {bad[0]} outside the stream's "
+        raise UserError(f"{where}: task {shown(task.name, 60)} uses class id {bad[0]} outside the stream's "
                         f"{stream.num_classes} classes")
     splits = {"train": task.train, "test": task.test}
     if task.validation is not None:
@@ -48,17 +48,17 @@ def _check_task(stream: Stream, task, where: str) -> None:
     own = set(task.class_ids)
     for split, data in splits.items():
         if len(data) == 0:
-            raise UserError(f"{where}: task {task.name!r} has an empty {split} split; check its file, "
+            raise UserError(f"{where}: task {shown(task.name, 60)} has an empty {split} split; check its file, "
                             "its class filter and its per-class cap")
         outside = sorted(set(data["label"]) - own)
         if outside:
-            names = ", ".join(repr(stream.class_names[c]) for c in outside[:3])
-            raise UserError(f"{where}: task {task.name!r}: the {split} split has labels outside the task's "
+            names = ", ".join(shown(stream.class_names[c], 60) for c in outside[:3])
+            raise UserError(f"{where}: task {shown(task.name, 60)}: the {split} split has labels outside the task's "
                             f"classes ({names}); add them to the task's classes or drop those rows")
     missing = own - set(task.train["label"])
     if missing:
         name = stream.class_names[min(missing)]
-        raise UserError(f"{where}: task {task.name!r}: class {name!r} has no training examples; "
+        raise UserError(f"{where}: task {shown(task.name, 60)}: class {shown(name, 60)} has no training examples; "
                         "remove it from the task's classes or add rows for it")
 
 
@@ -70,13 +70,13 @@ def _check_scenario(stream: Stream, where: str) -> None:
                 extra = sorted(set(task.class_ids) ^ set(first.class_ids))
                 raise UserError(
                     f"{where}: scenario domain-incremental needs the same classes in every task, but tasks "
-                    f"{first.name!r} and {task.name!r} differ in {stream.class_names[extra[0]]!r}; give every task "
+                    f"{shown(first.name, 60)} and {shown(task.name, 60)} differ in {shown(stream.class_names[extra[0]], 60)}; give every task "
                     "the same classes or use scenario class-incremental / task-incremental")
         return
     if stream.scenario == "task-incremental":
         for task in stream.tasks:
             if task.num_classes < 2:
-                raise UserError(f"{where}: scenario task-incremental gives task {task.name!r} its own head, but it "
+                raise UserError(f"{where}: scenario task-incremental gives task {shown(task.name, 60)} its own head, but it "
                                 "has a single class (nothing to predict); give it two or more classes")
     owner: dict[int, str] = {}
     shared = set(stream.shared_classes)
@@ -86,5 +86,5 @@ def _check_scenario(stream: Stream, where: str) -> None:
                 fix = ("give the tasks disjoint classes or use scenario domain-incremental"
                        if stream.scenario == "class-incremental" else "give each task its own class ids")
                 raise UserError(f"{where}: scenario {stream.scenario} needs disjoint classes, but class "
-                                f"{stream.class_names[c]!r} is in tasks {owner[c]!r} and {task.name!r}; {fix}")
+                                f"{shown(stream.class_names[c], 60)} is in tasks {shown(owner[c], 60)} and {shown(task.name, 60)}; {fix}")
             owner.setdefault(c, task.name)

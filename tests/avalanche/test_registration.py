@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from cl_nlp.avalanche.strategies import AVALANCHE_STRATEGIES, PREFIX
+from cl_nlp.strategies.registry import AVALANCHE_NAMES, AVALANCHE_PREFIX
 
 HAS_AVALANCHE = importlib.util.find_spec("avalanche") is not None
 
@@ -33,6 +34,10 @@ def test_listing_strategies_never_imports_avalanche_or_torchvision():
 
 
 @pytest.mark.skipif(not HAS_AVALANCHE, reason="the avalanche extra is not installed (see .ci/avalanche)")
+def test_the_registry_names_the_adapters_strategies_without_importing_it():
+    assert AVALANCHE_NAMES == set(AVALANCHE_STRATEGIES) and AVALANCHE_PREFIX == PREFIX
+
+
 def test_every_table_entry_names_an_avalanche_class_taking_its_options():
     import dataclasses
     import inspect

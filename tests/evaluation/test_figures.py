@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cl_nlp.evaluation.compare_plots import plot_final_matrices, plot_forgetting_curves
+from cl_nlp.comparison.plots import plot_final_matrices, plot_forgetting_curves
 from cl_nlp.evaluation.figures import grid_shape
 from cl_nlp.evaluation.plots import plot_matrices, plot_retention_curves
 from cl_nlp.evaluation.results import Results

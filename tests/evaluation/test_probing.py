@@ -76,3 +76,58 @@ def test_per_class_sample_caps_each_class_and_is_reproducible():
 def test_bad_shapes_are_refused():
     with pytest.raises(ValueError):
         fit_probe(np.zeros((3, 2)), np.zeros(4))
+
+
+# ---- L2 chosen on validation, nearest class mean ----
+
+from cl_nlp.evaluation.probing import (
+    L2_GRID,
+    NearestClassMean,
+    fit_probe_selected,
+    validation_split,
+)
+
+
+def test_validation_split_holds_out_a_third_of_each_class_and_never_a_whole_class():
+    labels = np.array([0] * 30 + [1] * 9 + [2] * 2 + [3])
+    fit, val = validation_split(labels, seed=1)
+    assert sorted(np.concatenate([fit, val]).tolist()) == list(range(len(labels)))
+    held = {c: int(np.sum(labels[val] == c)) for c in range(4)}
+    assert held == {0: 10, 1: 3, 2: 1, 3: 0}
+    assert np.array_equal(val, validation_split(labels, seed=1)[1])
+
+
+def test_l2_is_chosen_on_validation_by_brute_force_and_refitted_on_the_whole_sample():
+    x, y = clusters(12, 5, 40, seed=8, spread=3.0)
+    selected = fit_probe_selected(x, y, seed=2)
+    fit, val = validation_split(y, seed=2)
+    scores = {l2: fit_probe(x[fit], y[fit], l2).accuracy(x[val], y[val]) for l2 in L2_GRID}
+    best = max(scores.values())
+    assert selected.validation_accuracy == best
+    assert selected.l2 == max(l2 for l2, s in scores.items() if s == best)  # ties: the stronger weight
+    refit = fit_probe(x, y, selected.l2)
+    assert np.array_equal(selected.probe.weight.numpy(), refit.weight.numpy())
+
+
+def test_a_single_weight_is_fitted_directly():
+    x, y = clusters(6, 3, 8, seed=9)
+    selected = fit_probe_selected(x, y, grid=(0.5,))
+    assert selected.l2 == 0.5 and np.isnan(selected.validation_accuracy)
+
+
+def test_nearest_class_mean_predicts_the_nearest_centred_normalised_mean():
+    x_train, y_train = clusters(10, 4, 6, seed=10, spread=2.0)
+    x_test, y_test = clusters(25, 4, 6, seed=11, spread=2.0)
+    ncm = NearestClassMean.fit(x_train, y_train)
+    # brute force: cosine to each class mean of the centred, unit-length training features
+    centre = x_train.mean(0)
+    unit = (x_train - centre) / np.linalg.norm(x_train - centre, axis=1, keepdims=True)
+    expected = []
+    for row in x_test - centre:
+        sims = {}
+        for c in np.unique(y_train):
+            m = unit[y_train == c].mean(0)
+            sims[c] = row @ m / (np.linalg.norm(row) * np.linalg.norm(m))
+        expected.append(max(sims, key=sims.get))
+    assert ncm.predict(x_test).tolist() == expected
+    assert ncm.accuracy(x_test, y_test) == pytest.approx(np.mean(np.array(expected) == y_test))

@@ -1,123 +1,107 @@
-"""Derived retention numbers on hand-made matrices, every expected value worked out by hand."""
+"""Per-task and run-level retention numbers against hand-worked values and independent computations."""
+
+import math
 
 import numpy as np
 import pytest
+from statsmodels.stats.proportion import proportion_confint
 
+from cl_nlp.evaluation.intervals import (
+    mover_mean,
+    paired_difference_interval,
+    unpaired_difference_interval,
+)
 from cl_nlp.evaluation.results import Results
-from cl_nlp.evaluation.retention import (final_retention_metrics, recoverable_share, representation_gain,
-                                         retention_matrix, retention_summary, task_table)
+from cl_nlp.evaluation.retention import assess_tasks, retention_matrix
+from cl_nlp.evaluation.retention_overall import DRAWS, SEED, assess_run, final_metrics
+from cl_nlp.evaluation.verdict import verdict
+from tests.evaluation.constructed import constructed_run, nested
 
-nan = np.nan
-LIVE = np.array([[0.90, nan, nan],
-                 [0.40, 0.80, nan],
-                 [0.20, 0.30, 0.85]])
-PROBE = np.array([[0.95, nan, nan],
-                  [0.90, 0.92, nan],
-                  [0.70, 0.91, 0.93]])
-P0 = np.array([0.80, 0.91, 0.60])
-CKA = np.array([[1.0, nan, nan],
-                [0.8, 1.0, nan],
-                [0.6, 0.7, 1.0]])
+LIVE = [[0.90], [0.40, 0.80], [0.20, 0.30, 0.85]]
+PROBE = [[0.95], [0.90, 0.92], [0.70, 0.91, 0.93]]
+P0 = [0.80, 0.91, 0.60]
 
 
-def hand_made(live=LIVE, probe=PROBE, p0=P0, cka=CKA, names=("clinc1", "clinc2", "clinc3")) -> Results:
-    r = Results(list(names), "class-incremental")
-    r.matrices["live"] = np.array(live, dtype=float)
-    r.matrices["task_aware"] = np.array(live, dtype=float)
-    if probe is not None:
-        r.matrices["probe"] = np.array(probe, dtype=float)
-        r.before["probe"] = np.array(p0, dtype=float)
-    if cka is not None:
-        r.matrices["cka"] = np.array(cka, dtype=float)
-    r.stages_done = len(names)
-    return r
+def test_per_task_numbers_levels_and_intervals():
+    tasks = assess_tasks(constructed_run(LIVE, PROBE, P0, per_class=20))
+    t1 = tasks[0]
+    assert t1.n == 600 and t1.chance == pytest.approx(1 / 30)
+    assert t1.best == pytest.approx(0.95) and t1.margin == pytest.approx(0.1 * (0.95 - 1 / 30))
+    lo, hi = proportion_confint(540, 600, method="wilson")  # live right after learning: 0.90 of 600
+    e = t1.accuracies["live_after"]
+    assert (e.value, e.lo, e.hi, e.level, e.method) == pytest.approx((0.9, lo, hi, 0.95, "wilson"))
+    # Bonferroni: questions about earlier tasks over 2 tasks, the gain and "learned" over all 3
+    assert t1.levels["live_change"] == pytest.approx(0.975) and t1.levels["gain"] == pytest.approx(1 - 0.05 / 3)
+    d = t1.differences["live_change"]
+    assert (d.value, d.lo, d.hi) == pytest.approx(paired_difference_interval(nested(0.2, 600), nested(0.9, 600), 0.975))
+    assert d.method == "paired" and t1.outcomes["live_change"] == "lower" and t1.category == "both"
+    assert t1.differences["final_vs_pretrained"].value == pytest.approx(-0.10)
+    last = tasks[2]
+    assert last.category is None and "live_change" not in last.differences and "gain" in last.differences
 
 
-def test_recoverable_share_at_the_end():
-    drop, recovered, share, overall = recoverable_share(LIVE, PROBE, stage=3)
-    # task 1: best live 0.90, now 0.20 -> drop 0.70; probe 0.70 is 0.50 above live
-    # task 2: best live 0.80, now 0.30 -> drop 0.50; probe 0.91 is 0.61 above live, capped at the drop
-    assert drop == pytest.approx([0.70, 0.50])
-    assert recovered == pytest.approx([0.50, 0.50])
-    assert share == pytest.approx([0.5 / 0.7, 1.0])
-    assert overall == pytest.approx(1.0 / 1.2)
+def test_run_averages_combine_the_tasks_own_intervals_and_the_share_is_bootstrapped():
+    results = constructed_run(LIVE, PROBE, P0, per_class=20)
+    run = assess_run(results)
+    per_task = [paired_difference_interval(nested(LIVE[2][j], 600), nested(LIVE[j][j], 600)) for j in (0, 1)]
+    expected = mover_mean(*zip(*per_task))
+    e = run.aggregates["live_change"]
+    assert (e.value, e.lo, e.hi, e.method) == pytest.approx((*expected, "mover"))
+    # Representation share Σ(P_jj − P_3j) / Σ(R_jj − R_3j): brute-force bootstrap with the same draws.
+    draws = []
+    rngs = [np.random.default_rng([SEED, j]) for j in (0, 1)]
+    idx = [rng.integers(0, 600, size=(DRAWS, 600)) for rng in rngs]
+    vec = {(j, k): nested(v, 600) for j in (0, 1) for k, v in
+           (("pa", PROBE[j][j]), ("pf", PROBE[2][j]), ("la", LIVE[j][j]), ("lf", LIVE[2][j]))}
+    for b in range(DRAWS):
+        m = {(j, k): vec[(j, k)][idx[j][b]].mean() for (j, k) in vec}
+        draws.append(sum(m[(j, "pa")] - m[(j, "pf")] for j in (0, 1)) / sum(m[(j, "la")] - m[(j, "lf")] for j in (0, 1)))
+    share = run.aggregates["representation_share"]
+    assert share.value == pytest.approx((0.25 + 0.01) / (0.70 + 0.50))
+    assert (share.lo, share.hi) == pytest.approx(tuple(np.quantile(draws, [0.025, 0.975])), abs=1e-6)
+    assert run.aggregates["recoverable_share"].value == pytest.approx(1 - share.value)
+    again = assess_run(results)  # seeded: the same folder always gives the same intervals
+    assert again.aggregates["representation_share"] == share
 
 
-def test_recoverable_share_mid_stream_uses_that_stage():
-    drop, recovered, share, overall = recoverable_share(LIVE, PROBE, stage=2)
-    assert drop == pytest.approx([0.50]) and recovered == pytest.approx([0.50]) and overall == pytest.approx(1.0)
+def test_older_results_without_vectors_use_unpaired_intervals_and_say_so():
+    results = constructed_run(LIVE, PROBE, P0, per_class=20)
+    results.correct, results.task_classes, results.test_class_counts = {}, [], []
+    results.extra["classification_reports"] = {"1": {f"t{j + 1}": {"classes": list(range(30)), "support": [20] * 30}
+                                                     for j in range(3)}}
+    run = assess_run(results)
+    d = run.tasks[0].differences["live_change"]
+    assert d.method == "unpaired"
+    assert (d.value, d.lo, d.hi) == pytest.approx(unpaired_difference_interval(0.2, 0.9, 600, 0.975))
+    assert run.category == "both" and not run.aggregates["representation_share"].has_interval
+    assert any("no per-example correctness" in note for note in run.notes)
+    assert "Cannot tell from this run: this run saved no per-example correctness" in verdict(results)
 
 
-def test_probe_below_live_recovers_nothing_and_small_drops_are_left_out():
-    live = np.array([[0.90, nan, nan], [0.60, 0.90, nan], [0.50, 0.89, 0.9]])
-    probe = np.array([[0.90, nan, nan], [0.50, 0.90, nan], [0.40, 0.95, 0.9]])
-    drop, recovered, share, overall = recoverable_share(live, probe, stage=3)
-    # task 1 dropped 0.40 and the probe (0.40) is below live (0.50): 0 recovered
-    # task 2 dropped 0.01 < MIN_DROP: no share, and not part of the overall share
-    assert drop == pytest.approx([0.40, 0.01])
-    assert share[0] == 0.0 and np.isnan(share[1])
-    assert overall == 0.0
+def test_matrices_alone_give_no_intervals_and_no_outcomes():
+    results = Results(["a", "b"], "class-incremental")
+    results.matrices["live"] = np.array([[0.9, np.nan], [0.2, 0.9]])
+    results.stages_done = 2
+    run = assess_run(results)
+    assert run.category == "cannot_tell" and run.tasks[0].category == "cannot_tell"
+    assert any("no test-set sizes" in note for note in run.notes)
+    text = verdict(results)
+    assert "fell" not in text and "no test-set sizes" in text
 
 
-def test_no_meaningful_drop_gives_nan():
-    live = np.array([[0.9, nan], [0.89, 0.9]])
-    assert np.isnan(recoverable_share(live, live, stage=2)[3])
-
-
-def test_representation_gain_and_surviving_share():
-    gain, share, overall = representation_gain(PROBE, P0, stage=3)
-    assert gain == pytest.approx([0.15, 0.01, 0.33])
-    # task 1: final probe 0.70 is 0.10 below the pretrained 0.80 -> -0.10 / 0.15
-    # task 2: gain 0.01 < MIN_GAIN -> undefined; task 3 just learned keeps all its gain
-    assert share[0] == pytest.approx(-0.1 / 0.15) and np.isnan(share[1]) and share[2] == pytest.approx(1.0)
-    assert overall == pytest.approx(-0.1 / 0.15)  # only earlier tasks enter the aggregate
+def test_final_metrics_carry_interval_bounds():
+    results = constructed_run(LIVE, PROBE, P0, per_class=20)
+    results.timings.update({"run_seconds": 100.0, "probe_seconds/pretrained": 4.0, "probe_seconds/t1": 6.0})
+    final = final_metrics(results)
+    for key in ("live_change", "probe_change", "readout_loss", "representation_gain", "recoverable_share"):
+        assert final[f"final/{key}_lo"] <= final[f"final/{key}"] <= final[f"final/{key}_hi"]
+    assert final["final/probe_acc"] == pytest.approx((0.70 + 0.91 + 0.93) / 3)
+    assert final["final/probe_bwt"] == pytest.approx(((0.70 - 0.95) + (0.91 - 0.92)) / 2)
+    assert final["final/pretrained_probe_acc"] == pytest.approx(np.mean(P0))
+    assert final["final/probe_time_share"] == pytest.approx(0.10) and final["final/tasks_learned"] == 3
+    assert math.isnan(final["final/cka_debiased"])  # no drift recorded in this hand-made run
 
 
 def test_retention_matrix():
-    R = retention_matrix(LIVE)
-    assert R[2, 0] == pytest.approx(0.2 / 0.9) and R[1, 0] == pytest.approx(0.4 / 0.9)
-    assert R[2, 1] == pytest.approx(0.3 / 0.8) and np.isnan(R[0, 1])
-    assert np.allclose(np.diag(R), 1.0)
-
-
-def test_task_table_side_by_side():
-    rows = task_table(hand_made())
-    first = rows[0]
-    assert first["task"] == "clinc1"
-    assert (first["pretrained_probe"], first["probe_after_learning"], first["final_probe"]) == (0.80, 0.95, 0.70)
-    assert (first["live_after_learning"], first["final_live"]) == (0.90, 0.20)
-    assert first["live_retention"] == pytest.approx(0.2 / 0.9)
-    assert first["probe_retention"] == pytest.approx(0.70 / 0.95)
-    assert first["cka"] == 0.6 and first["learned_well"]
-    assert np.isnan(rows[2]["live_drop"]) and np.isnan(rows[2]["recoverable_share"])  # the last task forgot nothing
-
-
-def test_summary_and_final_metrics():
-    results = hand_made()
-    s = retention_summary(results)
-    assert s["live_drop"] == pytest.approx(0.6) and s["recovered"] == pytest.approx(0.5)
-    assert s["recoverable_share"] == pytest.approx(1 / 1.2)
-    assert s["pretrained_probe_acc"] == pytest.approx((0.80 + 0.91 + 0.60) / 3)
-    assert s["probe_acc"] == pytest.approx((0.70 + 0.91 + 0.93) / 3)
-    assert s["probe_bwt"] == pytest.approx(((0.70 - 0.95) + (0.91 - 0.92)) / 2)
-    assert s["cka"] == pytest.approx(0.65)
-    assert s["gained_tasks"] == ["clinc1", "clinc3"] and s["not_learned_well"] == []
-    results.timings.update({"run_seconds": 100.0, "probe_seconds/pretrained": 4.0, "probe_seconds/clinc1": 6.0})
-    final = final_retention_metrics(results)
-    for key in ("final/probe_acc", "final/probe_bwt", "final/probe_forgetting", "final/recoverable_share",
-                "final/pretrained_probe_acc"):
-        assert key in final
-    assert final["final/probe_forgetting"] == pytest.approx(((0.95 - 0.70) + (0.92 - 0.91)) / 2)
-    assert final["final/probe_time_share"] == pytest.approx(0.10)
-
-
-def test_without_probes_only_live_numbers_are_defined():
-    s = retention_summary(hand_made(probe=None))
-    assert s["live_drop"] == pytest.approx(0.6)
-    assert np.isnan(s["recoverable_share"]) and np.isnan(s["probe_acc"])
-
-
-def test_poorly_learned_tasks_are_named():
-    live = LIVE.copy()
-    live[1, 1] = 0.5
-    assert retention_summary(hand_made(live=live))["not_learned_well"] == ["clinc2"]
+    R = retention_matrix(np.array([[0.9, np.nan], [0.2, 0.8]]))
+    assert R[1, 0] == pytest.approx(0.2 / 0.9) and np.isnan(R[0, 1]) and np.allclose(np.diag(R), 1.0)

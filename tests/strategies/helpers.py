@@ -8,7 +8,7 @@ import torch
 from cl_nlp.batching import Examples
 from cl_nlp.models import build_model, load_tokenizer
 from cl_nlp.streams.task import Task
-from cl_nlp.training import TaskData
+from cl_nlp.task_data import TaskData
 
 TEXTS = ["book a flight to paris", "what is my balance", "play some jazz music", "set an alarm for six am",
          "how is the weather today", "transfer money to my savings", "flight flight flight", "cancel my order"]

@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from cl_nlp.batching import Examples
 from cl_nlp.strategies import StrategyContext

@@ -132,7 +132,8 @@ def test_guide_strategy_runs_from_the_cli_and_resumes_bit_exactly(which, guide_f
         cfg.output, cfg.run_name = str(tmp_path), run_name
         return cfg
 
-    quiet = lambda line: None
+    def quiet(line):
+        return None
     run_experiment(config("whole"), echo=quiet)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(config("cut"), tracker=InterruptAtStage(2), echo=quiet)

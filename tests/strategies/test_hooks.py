@@ -16,7 +16,8 @@ TASK_CLASSES = torch.tensor([[True, True, False, False], [False, False, True, Tr
 
 def trainer_for(strategy, tiny_model, scenario="class-incremental", **train):
     cfg = TrainConfig(**{"epochs": 1, "batch_size": 4, "device": "cpu", **train})
-    return Trainer(tiny_classifier(tiny_model), strategy, None, Tracker(), cfg, TASK_CLASSES, scenario, pad_id=0,
+    context = StrategyContext(scenario, num_classes=4, task_classes=TASK_CLASSES)
+    return Trainer(tiny_classifier(tiny_model), strategy, None, Tracker(), cfg, context,
                    accelerator=make_accelerator(cfg), show_progress=False)
 
 

@@ -54,7 +54,7 @@ def test_trainer_builds_batches_and_schedule_from_training_examples(tiny_model):
     strategy = CountingStrategy(other)
     cfg = TrainConfig(epochs=2, batch_size=4, device="cpu")
     trainer = Trainer(model, strategy, evaluator=None, tracker=Tracker(), cfg=cfg,
-                      task_classes=torch.ones(1, 4, dtype=torch.bool), scenario="class-incremental", pad_id=0)
+                      context=StrategyContext(num_classes=4, task_classes=torch.ones(1, 4, dtype=torch.bool)))
     trainer.train_task(task_data(0, own))
     assert strategy.steps == 2 * 3  # ceil(10 / 4) batches per epoch, two epochs
     assert sorted(strategy.trained_on) == sorted(np.tile(other.labels, 2).tolist())

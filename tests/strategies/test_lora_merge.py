@@ -112,7 +112,7 @@ def test_trainer_trains_at_the_rate_the_strategy_names(tiny_model, lr):
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     trainer = Trainer(model, FixedRate(lr), evaluator=None, tracker=Tracker(),
                       cfg=TrainConfig(epochs=1, batch_size=4, lr=1e-3, warmup_ratio=0.0, device="cpu"),
-                      task_classes=torch.ones(1, 4, dtype=torch.bool), scenario="class-incremental", pad_id=0)
+                      context=StrategyContext(num_classes=4, task_classes=torch.ones(1, 4, dtype=torch.bool)))
     trainer.train_task(task_data(0, tiny_examples(tiny_model, [0, 1, 2, 3] * 2)))
     moved = max(float((p.detach() - before[n]).abs().max()) for n, p in trainer.model.named_parameters())
     assert (moved == 0.0) if lr == 0.0 else (moved > 1e-4)  # train.lr=1e-3 is ignored either way

@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from cl_nlp.checkpoint import join_tensors, split_tensors
+from cl_nlp.runtime.checkpoint import join_tensors, split_tensors
 from cl_nlp.strategies import StrategyContext, build_strategy
 from tests.strategies.helpers import perturb_, task_data, tiny_classifier, tiny_examples
 

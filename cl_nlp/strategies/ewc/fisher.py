@@ -12,7 +12,7 @@ the Fisher by roughly the batch size wherever per-example gradients disagree, so
 not transfer to this one.
 
 Under data parallelism each process takes its share of the examples and the sums are added up
-across processes (:mod:`cl_nlp.distributed`), so every process ends with the Fisher a single
+across processes (:mod:`cl_nlp.runtime.distributed`), so every process ends with the Fisher a single
 process computes on the same examples. For the same reason ``true`` labels are drawn by inverse
 CDF from one uniform number per example, all drawn up front: the label of example n does not
 depend on which process handles it.
@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cl_nlp.batching import Examples, collate
-from cl_nlp.distributed import process_layout, share, sum_across_processes
 from cl_nlp.heads import training_logits
+from cl_nlp.runtime.distributed import process_layout, share, sum_across_processes
 from cl_nlp.strategies.ewc.per_example import SquaredGradientSums, Unsupported
 
 FisherKind = Literal["empirical", "true"]

@@ -9,7 +9,7 @@ import pytest
 
 from cl_nlp.cli import main
 from cl_nlp.errors import UserError
-from cl_nlp.run_lock import LOCK_NAME, RunFolderLock
+from cl_nlp.runtime.run_lock import LOCK_NAME, RunFolderLock
 
 TINY = ["--set", "stream.n_tasks=2", "--set", "stream.classes_per_task=3", "--set", "stream.train_per_class=8",
         "--set", "stream.test_per_class=4", "--set", "train.epochs=1", "--set", "eval.probes=false"]
@@ -24,7 +24,7 @@ def test_a_held_folder_is_refused_and_free_again_after_release(tmp_path):
 
 
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
-    code = ("import sys, time; from pathlib import Path; from cl_nlp.run_lock import RunFolderLock; "
+    code = ("import sys, time; from pathlib import Path; from cl_nlp.runtime.run_lock import RunFolderLock; "
             f"RunFolderLock.acquire(Path({str(tmp_path)!r})); print('held', flush=True); time.sleep(60)")
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:

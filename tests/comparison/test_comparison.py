@@ -6,12 +6,12 @@ import statistics
 import numpy as np
 import pytest
 
-from cl_nlp.compare import rebuild_results
-from cl_nlp.evaluation.comparison import ComparedRun, group_runs, select_runs, write_comparison
+from cl_nlp.comparison.runs import rebuild_results
+from cl_nlp.comparison.comparison import ComparedRun, group_runs, select_runs, write_comparison
 from cl_nlp.errors import UserError
-from cl_nlp.evaluation.compare_plots import seed_mean_std
+from cl_nlp.comparison.plots import seed_mean_std
 from cl_nlp.evaluation.results import Results
-from cl_nlp.evaluation.summary_table import format_cell, mean_std, summarize
+from cl_nlp.comparison.summary_table import format_cell, mean_std, summarize
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NAN = float("nan")
@@ -140,7 +140,7 @@ def test_intransigence_is_measured_against_the_joint_runs_diagonal(tmp_path):
 
 
 def test_counts_are_printed_in_good_grammar():
-    from cl_nlp.evaluation.comparison import plural
+    from cl_nlp.comparison.comparison import plural
 
     assert [plural(1, "finished run"), plural(2, "group"), plural(1, "strategy", "strategies"),
             plural(3, "strategy", "strategies")] == ["1 finished run", "2 groups", "1 strategy", "3 strategies"]

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from cl_nlp.allocator import keep_freed_memory, restore_glibc_defaults
+from cl_nlp.runtime.allocator import keep_freed_memory, restore_glibc_defaults
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt is Linux-only")
 

@@ -1,27 +1,34 @@
 """Comparing runs: group them by strategy, check they align, write curves, heatmaps and a table.
 
 A run enters as a :class:`ComparedRun` — tags, params, final metrics, accuracy matrices —
-whether it was read from MLflow (:mod:`cl_nlp.compare`) or comes straight from a sweep that
+whether it was read from MLflow (:mod:`cl_nlp.comparison.runs`) or comes straight from a sweep that
 just finished (:mod:`cl_nlp.sweep`). Runs are grouped by their ``strategy`` tag; runs of one
 strategy whose params differ (other than seed and output paths) are split into groups labelled
 with the differing params, e.g. ``ewc (strategy.lambda=100)``, so a hyper-parameter sweep is
 not averaged into one line. Runs of different streams (or task lists) are refused: their
 matrices do not align. Unfinished runs are left out with a note saying why.
+
+Besides the summary table of logged final metrics, each group gets the retention verdict across
+its runs (:mod:`cl_nlp.evaluation.across_runs`): the verdict's quantities re-derived from each
+run's results, with a t-interval across runs, and the forgetting category and knowledge source
+stated only where the runs agree.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from cl_nlp.errors import UserError
-from cl_nlp.evaluation.compare_plots import plot_final_matrices, plot_forgetting_curves
+from cl_nlp.comparison.plots import plot_final_matrices, plot_forgetting_curves
+from cl_nlp.comparison.summary_table import SummaryRow, format_markdown, summarize, summary_metrics, write_csv
+from cl_nlp.evaluation import across_runs
 from cl_nlp.evaluation.metrics import intransigence
 from cl_nlp.evaluation.results import Results
-from cl_nlp.evaluation.summary_table import SummaryRow, format_markdown, summarize, summary_metrics, write_csv
 
 # Params that differ between seeds of one configuration without making it another one.
 _NOT_A_SETTING = ("seed", "run_name", "output")
@@ -117,6 +124,7 @@ class Comparison:
     table: str
     files: list[Path]
     notes: list[str]
+    verdicts: list[across_runs.GroupVerdict] = field(default_factory=list)
 
 
 def write_comparison(runs: list[ComparedRun], folder: str | Path, matrix: str = "live",
@@ -143,11 +151,12 @@ def write_comparison(runs: list[ComparedRun], folder: str | Path, matrix: str = 
     reading = "live accuracy" if matrix == "live" else f"{matrix.replace('_', '-')} accuracy"
     files = [plot_forgetting_curves(matrices, tasks, folder / "forgetting_curves.png", reading),
              plot_final_matrices(matrices, tasks, folder / "final_matrices.png", reading)]
+    verdicts = across_runs.group_verdicts({label: [r.results for r in members] for label, members in groups.items()})
     (folder / "summary.md").write_text(table + "\n", encoding="utf-8")
     write_csv(rows, folder / "summary.csv")
-    (folder / "report.md").write_text(_report(title, kept, groups, table, notes, reading), encoding="utf-8")
+    (folder / "report.md").write_text(_report(title, kept, groups, table, notes, reading, verdicts), encoding="utf-8")
     files += [folder / "summary.md", folder / "summary.csv", folder / "report.md"]
-    return Comparison(folder, rows, table, files, notes)
+    return Comparison(folder, rows, table, files, notes, verdicts)
 
 
 def plural(n: int, noun: str, many: str | None = None) -> str:
@@ -156,10 +165,11 @@ def plural(n: int, noun: str, many: str | None = None) -> str:
 
 
 def _report(title: str, kept: list[ComparedRun], groups: dict[str, list[ComparedRun]], table: str,
-            notes: list[str], reading: str) -> str:
+            notes: list[str], reading: str, verdicts: list[across_runs.GroupVerdict]) -> str:
     counts = f"{plural(len(kept), 'finished run')} in {plural(len(groups), 'group')}"
     lines = [f"# {title}", "", f"Stream `{kept[0].stream}`, {counts}. "
              "Cells: mean ± sample std (ddof=1) over seeds of each run's `final/*` metrics.", "", table, "",
+             "## Retention verdict across runs", "", across_runs.markdown(verdicts), "",
              f"## Forgetting curves ({reading}; mean over seeds, band ± 1 std)", "",
              "![forgetting curves](forgetting_curves.png)", "",
              "## Final accuracy matrices (mean over seeds; rows: after task i, columns: task j)", "",
@@ -178,18 +188,21 @@ def metric_safe(text: str) -> str:
     return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in text)
 
 
-def log_comparison(tracker_or_client: Any, run_id: str, comparison: Comparison, artifact_path: str | None = None,
+def log_comparison(client: Any, run_id: str, comparison: Comparison, artifact_path: str | None = None,
                    step: int = 0) -> None:
-    """Upload the comparison's files to ``run_id`` and log ``summary/<group>/<metric>_mean|_std``."""
+    """Upload the comparison's files to ``run_id`` and log ``summary/<group>/<metric>_mean|_std``.
+
+    ``client`` is an ``MlflowClient`` (any run of any experiment can receive a comparison).
+    """
     import time
 
     from mlflow.entities import Metric
 
-    client = getattr(tracker_or_client, "client", tracker_or_client)
     for path in comparison.files:
         client.log_artifact(run_id, str(path), artifact_path)
     now = int(time.time() * 1000)
-    metrics = [Metric(metric_safe(k), float(v), now, step) for k, v in summary_metrics(comparison.rows).items()]
+    values = {**summary_metrics(comparison.rows), **across_runs.summary_metrics(comparison.verdicts)}
+    metrics = [Metric(metric_safe(k), float(v), now, step) for k, v in values.items()]
     for s in range(0, len(metrics), 1000):
         client.log_batch(run_id, metrics=metrics[s:s + 1000])
 
@@ -197,6 +210,9 @@ def log_comparison(tracker_or_client: Any, run_id: str, comparison: Comparison, 
 def echo_comparison(comparison: Comparison, echo: Callable[[str], None]) -> None:
     """Print the table, what was left out, and where the files are."""
     echo(comparison.table)
+    for g in comparison.verdicts:
+        echo(f"{g.label}: forgetting — {g.answer(g.categories, g.category)}; knowledge source — "
+             f"{g.answer(g.sources, g.source)}")
     for note in comparison.notes:
         echo(f"note: {note}")
     echo(f"comparison written to {comparison.folder}/ (report.md, summary.csv, forgetting_curves.png, final_matrices.png)")

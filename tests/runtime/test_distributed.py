@@ -15,18 +15,19 @@ import torch
 from safetensors.torch import load_file, load_model
 
 from cl_nlp.batching import Examples
-from cl_nlp.checkpoint import join_tensors, latest_checkpoint
 from cl_nlp.config import load_config
-from cl_nlp.distributed import diverged, process_layout, shard, share, sum_across_processes
 from cl_nlp.evaluation.results import Results
-from cl_nlp.experiment import run_experiment, tokenize_stream, validate
+from cl_nlp.experiment import run_experiment, validate
 from cl_nlp.heads import task_class_matrix
 from cl_nlp.models import build_model, load_tokenizer
-from cl_nlp.strategies.ewc import EWC, EWCOptions
+from cl_nlp.runtime.checkpoint import join_tensors, latest_checkpoint
+from cl_nlp.runtime.distributed import diverged, process_layout, shard, share, sum_across_processes
 from cl_nlp.strategies.base import StrategyContext
+from cl_nlp.strategies.ewc import EWC, EWCOptions
+from cl_nlp.task_data import tokenize_stream
 from tests.conftest import make_tiny_bert
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def examples(n: int) -> Examples:

@@ -160,7 +160,7 @@ def diverged(model: torch.nn.Module, strategy) -> list[str]:
 
     from accelerate.utils import gather
 
-    from cl_nlp.checkpoint import split_tensors
+    from cl_nlp.runtime.state_tree import split_tensors
 
     tree, tensors = split_tensors(strategy.state_dict())
     named = {f"model.{k}": v for k, v in model.state_dict().items()}

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from cl_nlp.runtime import configure_openmp, cpu_quota
+from cl_nlp.runtime.openmp import configure_openmp, cpu_quota
 
 # libgomp prints its settings when it loads (OMP_DISPLAY_ENV); GOMP_SPINCOUNT tells an unset wait
 # policy (spin 300,000 times) from a passive one (0), which its OMP_WAIT_POLICY line does not.
@@ -27,14 +27,14 @@ def test_the_cli_makes_openmp_wait_passively_before_torch_loads():
                                "main()")
     assert "OMP_WAIT_POLICY = 'PASSIVE'" in settings and "GOMP_SPINCOUNT = '0'" in settings
     # Too late once torch is loaded: nothing is changed (and nothing claims to be).
-    assert openmp_settings("import torch; from cl_nlp.runtime import configure_openmp; "
+    assert openmp_settings("import torch; from cl_nlp.runtime.openmp import configure_openmp; "
                            "assert configure_openmp() == {}; " + PROBE.split("; ", 1)[1])
 
 
 def test_the_users_own_settings_win():
     env = {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "1"}
     assert configure_openmp(env) == {} and env == {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "1"}
-    settings = openmp_settings("from cl_nlp.runtime import configure_openmp; configure_openmp(); " + PROBE,
+    settings = openmp_settings("from cl_nlp.runtime.openmp import configure_openmp; configure_openmp(); " + PROBE,
                                OMP_WAIT_POLICY="ACTIVE")
     assert "OMP_WAIT_POLICY = 'ACTIVE'" in settings
 

@@ -12,10 +12,17 @@ import pytest
 import torch
 from torch import nn
 
-from cl_nlp.checkpoint import (NonFiniteWeights, join_tensors, latest_checkpoint, restore_checkpoint, save_checkpoint,
-                               split_tensors)
 from cl_nlp.evaluation.results import Results
-from cl_nlp.rng import capture_rng, restore_rng
+from cl_nlp.runtime.checkpoint import (
+    NonFiniteWeights,
+    clean_partial_checkpoints,
+    join_tensors,
+    latest_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
+    split_tensors,
+)
+from cl_nlp.runtime.rng import capture_rng, restore_rng
 from cl_nlp.strategies.base import Strategy
 
 
@@ -124,7 +131,11 @@ def test_a_killed_or_broken_write_never_hides_the_last_good_checkpoint(tmp_path)
     (root / ".stage-003.tmp-12345" / "model.safetensors").write_bytes(b"partial")
     (root / "stage-004").mkdir()
     assert latest_checkpoint(tmp_path).stage == 2
+    # Finding never deletes: the writer of that folder may be alive (only the lock holder cleans).
+    assert (root / ".stage-003.tmp-12345" / "model.safetensors").exists()
+    clean_partial_checkpoints(tmp_path)
     assert not (root / ".stage-003.tmp-12345").exists()
+    assert latest_checkpoint(tmp_path).stage == 2
 
 
 def test_nan_weights_are_never_checkpointed(tmp_path):

@@ -4,7 +4,7 @@ Runs are found by id, as the children of a parent run (a sweep), or in an experi
 optional MLflow filter — from a local sqlite store or a remote ``mlflow server`` alike. Each
 run's accuracy matrices come from its ``results.json`` artifact or, when a run has none, are
 rebuilt from its ``acc/<task>`` metric histories (step = stage), the same keys MLflow's own
-chart view draws. Grouping, checks and the files written are :mod:`cl_nlp.evaluation.comparison`.
+chart view draws. Grouping, checks and the files written are :mod:`cl_nlp.comparison.comparison`.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cl_nlp.errors import UserError
-from cl_nlp.evaluation.comparison import (ComparedRun, Comparison, echo_comparison, log_comparison, plural,
+from cl_nlp.comparison.comparison import (ComparedRun, Comparison, echo_comparison, log_comparison, plural,
                                           write_comparison)
+from cl_nlp.evaluation.metric_keys import METRIC_PREFIX
 from cl_nlp.evaluation.results import Results
 
 # Metric-key prefix of each matrix: what rebuilds a matrix from metric histories.
-MATRIX_PREFIX = {"live": "acc", "task_aware": "task_aware_acc", "probe": "probe_acc"}
+MATRIX_PREFIX = {name: METRIC_PREFIX[name] for name in ("live", "task_aware", "probe")}
 
 
 def find_runs(client: Any, run_ids: tuple[str, ...] = (), parent: str | None = None,
@@ -55,7 +56,8 @@ def find_runs(client: Any, run_ids: tuple[str, ...] = (), parent: str | None = N
             if not token:
                 return runs
     except MlflowException as exc:
-        raise UserError(f"MLflow: {exc.message.splitlines()[0] if exc.message else exc}") from None
+        first = (str(exc.message or exc).splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"MLflow: {first if len(first) <= 200 else first[:100] + '...' + first[-97:]}") from None
 
 
 def _download_results(client: Any, run_id: str) -> Results | None:
@@ -116,11 +118,11 @@ def compare_from_mlflow(uri: str | None, run_ids: tuple[str, ...] = (), parent: 
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from cl_nlp import tracking
+    from cl_nlp import tracking_http
 
     if log_back and log_to:
         raise UserError("give --log or --log-to RUN_ID, not both")
-    for key, value in getattr(tracking, "HTTP_DEFAULTS", {}).items():  # fail in seconds, not minutes
+    for key, value in tracking_http.HTTP_DEFAULTS.items():  # fail in seconds, not minutes
         os.environ.setdefault(key, value)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per results.json otherwise
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or mlflow.get_tracking_uri()
