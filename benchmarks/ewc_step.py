@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from harness import clinc_bench, load_note, make_trainer, median, print_ratios, spread
 
-from cl_nlp.runtime.allocator import keep_freed_memory
 from cl_nlp.batching import collate, train_batches
 from cl_nlp.config import TrainConfig
 from cl_nlp.heads import training_logits
+from cl_nlp.runtime.allocator import keep_freed_memory
 from cl_nlp.training import make_optimizer
 
 DEFAULT_TASK_STEPS = 225  # 1,200 examples / 16 x 3 epochs
