@@ -113,8 +113,10 @@ def run(strategy: str | None, stream: str | None, config_path: str | None, model
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     if outcome.tracking_error:
+        pending = ("; its MLflow run is still marked RUNNING: `cl-nlp run --resume "
+                   f"{outcome.run_dir}` sets its status once the server is back" if outcome.tracking_ended is False else "")
         click.echo(f"warning: the run finished and {outcome.run_dir} holds every result, but MLflow logging failed "
-                   f"({outcome.tracking_error}); exit status 3", err=True)
+                   f"({outcome.tracking_error}){pending}; exit status 3", err=True)
         sys.exit(3)
 
 
@@ -300,6 +302,10 @@ def compare(run_ids: tuple[str, ...], parent: str | None, experiment: str | None
 def quiet_libraries() -> None:
     """Keep library chatter (weight-loading reports, store migrations) out of the run's output."""
     import logging
+    import warnings
+
+    # A model folder holding a pickle is refused in one line; torch's note about its protocol is noise.
+    warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)

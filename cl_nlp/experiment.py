@@ -50,6 +50,7 @@ class RunOutcome:
     run_id: str | None
     seconds: float
     tracking_error: str | None = None  # set when MLflow logging failed part-way (results are complete on disk)
+    tracking_ended: bool | None = None  # False: the MLflow run's final status never reached the server
 
 
 def validate(cfg: ExperimentConfig) -> Stream:
@@ -59,7 +60,7 @@ def validate(cfg: ExperimentConfig) -> Stream:
     the model's folder and its positions against ``model.max_length``); then the stream is built
     and checked (files, columns, labels, scenario), which is cheap next to loading a model.
     """
-    check_run_name(cfg.run_name)
+    check_run_name(cfg.run_name, "run_name (--run-name)")
     check_output(cfg.output)
     stream_options(cfg.stream.name, cfg.stream.options)
     strategy_options(cfg.strategy.name, cfg.strategy.options)
@@ -188,7 +189,7 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
             echo(f"MLflow run {tracker.run_id} (experiment {cfg.tracking.experiment!r}; its calls took "
                  f"{tracker.seconds:.1f}s, {100 * tracker.seconds / total:.1f}% of the run); "
                  f"forgetting curves: `mlflow ui`, then {getattr(tracker, 'compare_url', lambda: '')()}")
-        return RunOutcome(run_dir, results, tracker.run_id, seconds, tracker.error)
+        return RunOutcome(run_dir, results, tracker.run_id, seconds, tracker.error, tracker.ended)
     finally:
         if lock is not None:
             lock.release()
@@ -252,7 +253,8 @@ def write_status(run_dir: Path, status: str, results: Results, tracker: Tracker,
     ckpt = latest_checkpoint(run_dir)
     info = {"status": status, "stages_done": results.stages_done, "tasks": results.num_tasks, "reason": reason,
             "checkpoint": str(ckpt.path.relative_to(run_dir)) if ckpt else None,
-            "tracking": {"run_id": tracker.run_id, "error": tracker.error, "seconds": round(tracker.seconds, 3)}}
+            "tracking": {"run_id": tracker.run_id, "error": tracker.error, "seconds": round(tracker.seconds, 3),
+                         "status_sent": tracker.ended}}  # False: `--resume` sets the MLflow run's status
     tmp = run_dir / "status.json.tmp"
     tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     tmp.replace(run_dir / "status.json")
