@@ -5,18 +5,17 @@ import statistics
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from cl_nlp.compare import rebuild_results
+from cl_nlp.evaluation.comparison import ComparedRun, group_runs, select_runs, write_comparison
 from cl_nlp.errors import UserError
+from cl_nlp.evaluation.across_runs import group_verdicts
 from cl_nlp.evaluation.compare_plots import seed_mean_std
-from cl_nlp.evaluation.comparison import (
-    ComparedRun,
-    group_runs,
-    select_runs,
-    write_comparison,
-)
 from cl_nlp.evaluation.results import Results
+from cl_nlp.evaluation.retention_overall import assess_run
 from cl_nlp.evaluation.summary_table import format_cell, mean_std, summarize
+from tests.evaluation.constructed import constructed_run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NAN = float("nan")
@@ -145,12 +144,6 @@ def test_intransigence_is_measured_against_the_joint_runs_diagonal(tmp_path):
 
 
 # ---- the retention verdict across runs ----
-
-from scipy import stats
-
-from cl_nlp.evaluation.across_runs import group_verdicts
-from cl_nlp.evaluation.retention_overall import assess_run
-from tests.evaluation.constructed import constructed_run
 
 
 def _verdict_run(strategy, seed, final_live, p0=0.97):

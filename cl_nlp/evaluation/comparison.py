@@ -16,10 +16,9 @@ stated only where the runs agree.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -28,13 +27,7 @@ from cl_nlp.evaluation import across_runs
 from cl_nlp.evaluation.compare_plots import plot_final_matrices, plot_forgetting_curves
 from cl_nlp.evaluation.metrics import intransigence
 from cl_nlp.evaluation.results import Results
-from cl_nlp.evaluation.summary_table import (
-    SummaryRow,
-    format_markdown,
-    summarize,
-    summary_metrics,
-    write_csv,
-)
+from cl_nlp.evaluation.summary_table import SummaryRow, format_markdown, summarize, summary_metrics, write_csv
 
 # Params that differ between seeds of one configuration without making it another one.
 _NOT_A_SETTING = ("seed", "run_name", "output")

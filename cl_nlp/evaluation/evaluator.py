@@ -37,12 +37,7 @@ from cl_nlp.distributed import process_layout, sum_arrays_across_processes
 from cl_nlp.evaluation.cka import cka_null, debiased_cka, linear_cka
 from cl_nlp.evaluation.class_report import per_class_scores
 from cl_nlp.evaluation.intervals import wilson_interval
-from cl_nlp.evaluation.probing import (
-    L2_GRID,
-    NearestClassMean,
-    fit_probe_selected,
-    per_class_sample,
-)
+from cl_nlp.evaluation.probing import L2_GRID, NearestClassMean, fit_probe_selected, per_class_sample
 from cl_nlp.evaluation.results import Results
 from cl_nlp.evaluation.retention_overall import assess_run
 from cl_nlp.heads import restrict_to_task

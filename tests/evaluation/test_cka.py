@@ -1,9 +1,11 @@
 """Linear CKA against cases whose answer is known without the formula under test."""
 
+from itertools import permutations
+
 import numpy as np
 import pytest
 
-from cl_nlp.evaluation.cka import linear_cka
+from cl_nlp.evaluation.cka import cka_null, debiased_cka, linear_cka
 
 
 def test_identical_features_give_one():
@@ -52,11 +54,6 @@ def test_rejects_mismatched_examples():
 
 
 # ---- debiased CKA (unbiased HSIC) and the level unrelated features give ----
-
-from itertools import permutations
-
-from cl_nlp.evaluation.cka import cka_null, debiased_cka
-
 
 def hsic_u_brute_force(k, l):
     """Song et al.'s unbiased HSIC as its U-statistic: averages over distinct index tuples of
