@@ -35,7 +35,7 @@ HEADLINES = {
     "never_learned": "nothing was shown to be learned, so nothing can be said about forgetting",
     "one_task": "one task learned: nothing could be forgotten yet",
     "nothing_to_forget": "no earlier task was shown to be learned: nothing to forget",
-    "not_forgotten": "not forgotten (live accuracy on earlier tasks within the margin)",
+    "not_forgotten": "not forgotten (live accuracy on earlier tasks did not drop beyond the margin)",
     "readout": "forgotten in the readout (the classifier), not the representation",
     "both": "forgotten in both the readout and the representation",
     "representation_unclear": "forgotten; whether the representation kept it cannot be told",
@@ -75,7 +75,8 @@ def _headline(run: RunRetention) -> list[Claim]:
         ev = [evidence("learned", t.task, t.tests["learned"], t.chance) for t in run.tasks]
     # Without a live-change estimate (no test sizes) the category is no outcome of an interval: plain words.
     kind = "limit" if run.category == "cannot_tell" and "live_change" not in run.aggregates else run.category
-    out = [Claim("headline", kind, f"Verdict: {HEADLINES[run.category]}.", ev)]
+    words = "cannot tell: no test-set sizes, so no intervals" if kind == "limit" else HEADLINES[run.category]
+    out = [Claim("headline", kind, f"Verdict: {words}.", ev)]
     if run.source is not None:
         src = [e for t in run.tasks if t.source is not None for e in
                (evidence("pretrained_vs_chance", t.task, t.tests["pretrained_vs_chance"], t.chance, t.margin),
