@@ -124,6 +124,7 @@ def test_two_process_run_equals_one_process_with_the_same_effective_batch(tmp_pa
               "--set", "stream.n_tasks=2", "--set", "stream.classes_per_task=3", "--set", "stream.train_per_class=7",
               "--set", "stream.test_per_class=4", "--set", "train.epochs=2", "--set", "train.lr=2e-3",
               "--set", "eval.probes=false", "--set", "strategy.fisher_samples=15",
+              "--set", "save.keep_checkpoint=true",  # the final checkpoints are compared below
               # online EWC with gamma 0 keeps only the last task's Fisher: what the checkpoint holds is F_2
               "--set", "strategy.mode=online", "--set", "strategy.gamma=0"]
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
