@@ -46,7 +46,8 @@ QUICK_TASK = ["stream.n_tasks=1", "stream.classes_per_task=3", "stream.train_per
 
 def command(policy: str, output: Path, name: str, settings: list[str], model: str | None) -> list[str]:
     """The ``cl-nlp run`` command line of one process under ``policy``."""
-    head = [sys.executable, "-m", "cl_nlp.cli"] if policy == "passive" else [sys.executable, "-c", SPINNING_CODE]  # spin:N too
+    # spinning and spin:N load torch before the command line can set the policy
+    head = [sys.executable, "-m", "cl_nlp.cli"] if policy == "passive" else [sys.executable, "-c", SPINNING_CODE]
     args = ["run", "--output", str(output), "--run-name", name, "--no-tracking"]
     args += ["--model", model] if model else []
     for item in settings:

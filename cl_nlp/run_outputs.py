@@ -88,7 +88,8 @@ def finish_folder(cfg: Any, run_dir: Path, trainer: Any, tokenizer: Any, stream:
     if cfg.save.model:
         classes = {t.name: list(t.class_ids) for t in stream.tasks}
         try:
-            save_final_model(trainer.model, tokenizer, run_dir / MODEL_FOLDER, stream.class_names, classes, stream.scenario)
+            save_final_model(trainer.model, tokenizer, run_dir / MODEL_FOLDER, stream.class_names, classes,
+                             stream.scenario)
             notes.append(f"final model in {run_dir / MODEL_FOLDER}")
         except TypeError as exc:
             notes.append(f"model not saved: {exc}")
@@ -107,5 +108,5 @@ def finished_without_checkpoint(run_dir: str | Path) -> bool:
     return status.get("status") == "FINISHED" and not (p / CHECKPOINTS).exists()
 
 
-__all__ = ["MODEL_FOLDER", "TABLE_FILE", "accuracy_table", "finish_folder", "finished_without_checkpoint", "folder_size",
-           "format_size", "remove_checkpoints", "resolved_config", "write_config"]
+__all__ = ["MODEL_FOLDER", "TABLE_FILE", "accuracy_table", "finish_folder", "finished_without_checkpoint",
+           "folder_size", "format_size", "remove_checkpoints", "resolved_config", "write_config"]
