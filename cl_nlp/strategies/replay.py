@@ -7,8 +7,9 @@ filled after each task and its contents are part of the strategy state (saved wi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -67,7 +68,7 @@ class Replay(Strategy):
             return {}
         out = {"replay/buffer_size": float(len(self.buffer)), "replay/classes": float(len(counts)),
                "replay/min_per_class": float(min(counts.values())), "replay/max_per_class": float(max(counts.values()))}
-        tasks = np.asarray([s[2] for s in self.buffer.slots])
+        tasks = np.asarray([s.task_id for s in self.buffer.slots])
         for index, name in self.task_names.items():
             out[f"replay/buffer/{name}"] = float((tasks == index).sum())
         return out
