@@ -50,6 +50,8 @@ def examples_to_state(examples: Examples) -> dict[str, Any]:
     }
     if examples.token_type_ids is not None:
         state["token_type_ids"] = torch.tensor([t for x in examples.token_type_ids for t in x], dtype=torch.int64)
+    if examples.extra:
+        state["extra"] = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in examples.extra.items()}
     return state
 
 
@@ -62,17 +64,20 @@ def examples_from_state(state: dict[str, Any]) -> Examples:
         return [values[bounds[i]: bounds[i + 1]] for i in range(len(bounds) - 1)]
 
     tt = split(state["token_type_ids"]) if state.get("token_type_ids") is not None else None
+    extra = {k: v.cpu().numpy() for k, v in state.get("extra", {}).items()}
     return Examples(split(state["input_ids"]), state["labels"].cpu().numpy().astype(np.int64),
-                    state["task_ids"].cpu().numpy().astype(np.int64), tt)
+                    state["task_ids"].cpu().numpy().astype(np.int64), tt, extra)
 
 
 class Stored(NamedTuple):
-    """One buffer slot: an example's token ids, label, task index and token types."""
+    """One buffer slot: an example's token ids, label, task index, token types and its row of each
+    ``Examples.extra`` column (DER's logits at insertion)."""
 
     input_ids: list[int]
     label: int
     task_id: int
     token_type_ids: list[int] | None = None
+    extra: dict[str, np.ndarray] | None = None
 
 
 class ReplayBuffer:
@@ -106,7 +111,7 @@ class ReplayBuffer:
         tt = examples.token_type_ids
         for i in range(len(examples)):
             item = Stored(list(examples.input_ids[i]), int(examples.labels[i]), int(examples.task_ids[i]),
-                          None if tt is None else list(tt[i]))
+                          None if tt is None else list(tt[i]), {k: v[i].copy() for k, v in examples.extra.items()})
             self.seen += 1
             self.seen_per_class[item.label] = self.seen_per_class.get(item.label, 0) + 1
             slot = self._reservoir_slot() if self.selection == "reservoir" else self._balanced_slot(item.label)
@@ -176,7 +181,8 @@ class ReplayBuffer:
         self.slots = []
         self.members = {}
         for i in range(len(ex)):
-            self._write(i, Stored(ex.input_ids[i], int(ex.labels[i]), int(ex.task_ids[i]), None if tt is None else tt[i]))
+            self._write(i, Stored(ex.input_ids[i], int(ex.labels[i]), int(ex.task_ids[i]), None if tt is None else tt[i],
+                                  {k: v[i] for k, v in ex.extra.items()}))
         self.seen = int(state["seen"])
         self.seen_per_class = {int(c): int(n) for c, n in state["seen_per_class"].items()}
         for c in self.seen_per_class:
@@ -191,5 +197,19 @@ class ReplayBuffer:
 
 def _as_examples(slots: list[Stored]) -> Examples:
     tt = None if not slots or slots[0].token_type_ids is None else [s.token_type_ids for s in slots]
+    extra = {k: np.stack([s.extra[k] for s in slots]) for k in (slots[0].extra or {})} if slots else {}
     return Examples([s.input_ids for s in slots], np.array([s.label for s in slots], dtype=np.int64),
-                    np.array([s.task_id for s in slots], dtype=np.int64), tt)
+                    np.array([s.task_id for s in slots], dtype=np.int64), tt, extra)
+
+
+def buffer_figures(buffer: ReplayBuffer, task_names: dict[int, str], prefix: str) -> dict[str, float]:
+    """What a replay-family strategy logs about its buffer: fill, classes, per-class range, per-task counts."""
+    counts = buffer.class_counts()
+    if not counts:
+        return {}
+    out = {f"{prefix}/buffer_size": float(len(buffer)), f"{prefix}/classes": float(len(counts)),
+           f"{prefix}/min_per_class": float(min(counts.values())), f"{prefix}/max_per_class": float(max(counts.values()))}
+    tasks = np.asarray([s.task_id for s in buffer.slots])
+    for index, name in task_names.items():
+        out[f"{prefix}/buffer/{name}"] = float((tasks == index).sum())
+    return out

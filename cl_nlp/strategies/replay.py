@@ -11,13 +11,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
 from torch import nn
 
 from cl_nlp.batching import Examples
 from cl_nlp.options import require
 from cl_nlp.strategies.base import Strategy, StrategyContext
-from cl_nlp.strategies.buffer import ReplayBuffer
+from cl_nlp.strategies.buffer import ReplayBuffer, buffer_figures
 from cl_nlp.strategies.registry import register_strategy
 
 
@@ -64,15 +63,7 @@ class Replay(Strategy):
         return model
 
     def figures(self) -> dict[str, float]:
-        counts = self.buffer.class_counts()
-        if not counts:
-            return {}
-        out = {"replay/buffer_size": float(len(self.buffer)), "replay/classes": float(len(counts)),
-               "replay/min_per_class": float(min(counts.values())), "replay/max_per_class": float(max(counts.values()))}
-        tasks = np.asarray([s.task_id for s in self.buffer.slots])
-        for index, name in self.task_names.items():
-            out[f"replay/buffer/{name}"] = float((tasks == index).sum())
-        return out
+        return buffer_figures(self.buffer, self.task_names, "replay")
 
     def state_dict(self) -> dict[str, Any]:
         return {"buffer": self.buffer.state_dict(), "task_names": {str(k): v for k, v in self.task_names.items()}}
