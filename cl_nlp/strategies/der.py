@@ -85,7 +85,7 @@ def with_roles(examples: Examples, role: int, weight: float) -> Examples:
 
 
 class DER(Strategy):
-    """Dark Experience Replay (DER; DER++ with ``beta``): replay buffer examples and match their stored logits.
+    """Dark Experience Replay: replay buffer examples and match the logits stored with them.
 
     Example:
         >>> der = DER(DEROptions(alpha=0.3, size=200, per_batch=8), StrategyContext(num_classes=4))

@@ -26,7 +26,7 @@ class ReplayOptions:
 
     size: int = field(default=1000, metadata={"help": "examples the buffer holds, over all past tasks"})
     selection: Literal["reservoir", "class_balanced"] = field(
-        default="reservoir", metadata={"help": "reservoir: uniform over all examples seen; class_balanced: equal per class"})
+        default="reservoir", metadata={"help": "reservoir: uniform over all examples seen; class_balanced: CBRS, as equal per class as the classes allow"})
     per_batch: int = field(default=8, metadata={"help": "buffer examples added to every training batch"})
 
     def __post_init__(self) -> None:

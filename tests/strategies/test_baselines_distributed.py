@@ -16,8 +16,9 @@ from tests.test_distributed import ROOT, launch, no_dropout_bert
 @pytest.mark.slow
 def test_two_processes_equal_one_process_with_the_same_effective_batch(tmp_path):
     """Dropout off, so both runs take the same steps and differ only in float reduction order
-    (measured: weights agree to 5e-7 - 6e-6 after moving ~6e-3; the bound is 1e-4). Every row-weighted loss, the averaged A-GEM
-    reference gradient, DER's gathered logits and the split MAS importance are on this path."""
+    (measured: weights agree to 5e-7 - 6e-6 after moving ~6e-3; the bound is 1e-4). Every
+    row-weighted loss, the averaged A-GEM reference gradient, DER's gathered logits and the split
+    MAS importance are on this path."""
     model = no_dropout_bert(tmp_path / "tiny")
     done = launch(tmp_path, [str(ROOT / "tests" / "strategies" / "baselines_worker.py"), str(tmp_path), model])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
