@@ -189,5 +189,23 @@ def main_process_time() -> datetime:
     return datetime.fromtimestamp(float(stamp.item()))
 
 
-__all__ = ["diverged", "is_main_process", "main_process_time", "mean_across_processes", "own_dropout_stream", "process_layout",
+def gather_slices(rows: torch.Tensor, n: int) -> torch.Tensor:
+    """The whole batch's rows on every process, from each process's slice of a batch of ``n`` examples
+    (the slices :func:`shard` cut; a process left without examples holds one placeholder row, dropped).
+    Alone: ``rows`` unchanged."""
+    index, count = process_layout()
+    if count == 1:
+        return rows
+    from accelerate.utils import gather
+
+    width = len(share(n, 0, count))  # the first process's slice is the largest
+    padded = torch.zeros((width, *rows.shape[1:]), dtype=rows.dtype, device=rows.device)
+    mine = len(share(n, index, count))
+    padded[:mine] = rows[:mine]
+    every = gather(padded.contiguous())
+    return torch.cat([every[p * width: p * width + len(share(n, p, count))] for p in range(count)])
+
+
+__all__ = ["diverged", "gather_slices", "is_main_process", "main_process_time", "mean_across_processes", "own_dropout_stream", "process_layout",
            "shard", "share", "sum_across_processes", "sum_arrays_across_processes"]
+

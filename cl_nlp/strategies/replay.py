@@ -7,16 +7,16 @@ filled after each task and its contents are part of the strategy state (saved wi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
-import numpy as np
 from torch import nn
 
 from cl_nlp.batching import Examples
 from cl_nlp.options import require
 from cl_nlp.strategies.base import Strategy, StrategyContext
-from cl_nlp.strategies.buffer import ReplayBuffer
+from cl_nlp.strategies.buffer import ReplayBuffer, buffer_figures
 from cl_nlp.strategies.registry import register_strategy
 
 
@@ -26,7 +26,7 @@ class ReplayOptions:
 
     size: int = field(default=1000, metadata={"help": "examples the buffer holds, over all past tasks"})
     selection: Literal["reservoir", "class_balanced"] = field(
-        default="reservoir", metadata={"help": "reservoir: uniform over all examples seen; class_balanced: equal per class"})
+        default="reservoir", metadata={"help": "reservoir: uniform over all examples seen; class_balanced: CBRS, as equal per class as the classes allow"})
     per_batch: int = field(default=8, metadata={"help": "buffer examples added to every training batch"})
 
     def __post_init__(self) -> None:
@@ -63,15 +63,7 @@ class Replay(Strategy):
         return model
 
     def figures(self) -> dict[str, float]:
-        counts = self.buffer.class_counts()
-        if not counts:
-            return {}
-        out = {"replay/buffer_size": float(len(self.buffer)), "replay/classes": float(len(counts)),
-               "replay/min_per_class": float(min(counts.values())), "replay/max_per_class": float(max(counts.values()))}
-        tasks = np.asarray([s[2] for s in self.buffer.slots])
-        for index, name in self.task_names.items():
-            out[f"replay/buffer/{name}"] = float((tasks == index).sum())
-        return out
+        return buffer_figures(self.buffer, self.task_names, "replay")
 
     def state_dict(self) -> dict[str, Any]:
         return {"buffer": self.buffer.state_dict(), "task_names": {str(k): v for k, v in self.task_names.items()}}

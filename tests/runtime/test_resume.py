@@ -185,7 +185,10 @@ class InterruptAtStage(Tracker):
 
 
 # Small enough that every strategy's state is exercised (a Fisher, a full buffer) in seconds.
-STRATEGY_OPTIONS = {"ewc": ["strategy.fisher_samples=8"], "replay": ["strategy.size=6", "strategy.per_batch=4"]}
+STRATEGY_OPTIONS = {"ewc": ["strategy.fisher_samples=8"], "replay": ["strategy.size=6", "strategy.per_batch=4"],
+                    "agem": ["strategy.size=6", "strategy.memory_batch=4"], "der": ["strategy.size=6", "strategy.per_batch=4"],
+                    "derpp": ["strategy.size=6", "strategy.per_batch=4"], "er-ace": ["strategy.size=6", "strategy.per_batch=4"],
+                    "mas": ["strategy.samples=8"]}
 
 
 # naive is covered by the SIGKILL test above; this covers each strategy's own state.

@@ -39,3 +39,15 @@ def perturb_(model: torch.nn.Module, scale: float = 0.01, seed: int = 1) -> None
     with torch.no_grad():
         for p in model.parameters():
             p.add_(scale * torch.randn(p.shape, generator=g))
+
+
+def forward_output(model: torch.nn.Module, batch: dict[str, torch.Tensor], task_classes: torch.Tensor | None = None,
+                   scenario: str = "class-incremental"):
+    """What the trainer hands a strategy's loss hook for ``batch``: one forward pass, float32 logits."""
+    from cl_nlp.heads import training_logits
+    from cl_nlp.strategies import ForwardOutput
+
+    out = model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+    all_logits = out.logits.float()
+    logits = all_logits if task_classes is None else training_logits(all_logits, batch["task_ids"], task_classes, scenario)
+    return ForwardOutput(logits=logits, all_logits=all_logits, features=out.features)

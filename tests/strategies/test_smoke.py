@@ -9,7 +9,10 @@ from cl_nlp.strategies import strategy_names
 from tests.conftest import FAST_TRAIN, SMALL_STREAM
 
 # Small enough for the tiny stream (8 examples per class); everything else at its default.
-TINY_OPTIONS = {"ewc": ["strategy.fisher_samples=8"], "replay": ["strategy.size=10", "strategy.per_batch=4"]}
+TINY_OPTIONS = {"ewc": ["strategy.fisher_samples=8"], "replay": ["strategy.size=10", "strategy.per_batch=4"],
+                "agem": ["strategy.size=10", "strategy.memory_batch=4"], "der": ["strategy.size=10", "strategy.per_batch=4"],
+                "derpp": ["strategy.size=10", "strategy.per_batch=4"], "er-ace": ["strategy.size=10", "strategy.per_batch=4"],
+                "mas": ["strategy.samples=8"]}
 
 
 @pytest.mark.parametrize("name", strategy_names())

@@ -1,4 +1,4 @@
-"""Sums over a batch of *per-example* squared gradients, from one batched backward pass.
+"""Sums over a batch of *per-example* squared (or absolute) gradients, from one batched backward pass.
 
 For a linear layer y = x·Wᵀ + b applied to the tokens t of example n, that example's gradient
 is G_n = Σ_t g_{n,t} x_{n,t}ᵀ, with g = ∂loss/∂y. The layer's input x and the gradient at its
@@ -87,6 +87,20 @@ class SquaredGradientSums:
         self.calls: set[nn.Module] = set()
         self.batch_size = 0
 
+    # Σ_n f(G_n) with f = square; AbsoluteGradientSums swaps in f = |·|. Both are elementwise and
+    # multiplicative (f(ab) = f(a)f(b)), which the one-position shortcut for the head relies on.
+    @staticmethod
+    def fold(t: torch.Tensor) -> torch.Tensor:
+        return t.pow(2)
+
+    @staticmethod
+    def fold_(t: torch.Tensor) -> torch.Tensor:
+        return t.pow_(2)
+
+    @staticmethod
+    def add_folded(total: torch.Tensor, t: torch.Tensor) -> None:
+        total.addcmul_(t, t)
+
     def __enter__(self) -> "SquaredGradientSums":
         for module in self.model.modules():
             if isinstance(module, nn.Embedding):
@@ -154,19 +168,19 @@ class SquaredGradientSums:
                 if "weight" in names:
                     total = self.sums[names["weight"]]
                     if g.shape[1] == 1:  # one position per example (the head): G_n² = (g_n²)(x_n²)ᵀ
-                        total.add_(g[:, 0].pow(2).T @ inp[:, 0].pow(2))
+                        total.add_(self.fold(g[:, 0]).T @ self.fold(inp[:, 0]))
                     else:  # a few examples per batched product keep G_n in cache (one (n, out, in) tensor
                         # does not; one at a time pays a pass over ``total`` per example)
                         g_t = g.transpose(1, 2)
                         for s in range(0, n, EXAMPLES_PER_PRODUCT):
                             per_example = torch.bmm(g_t[s:s + EXAMPLES_PER_PRODUCT], inp[s:s + EXAMPLES_PER_PRODUCT])
-                            total.add_(per_example.square_().sum(0))
+                            total.add_(self.fold_(per_example).sum(0))
             else:  # LayerNorm: gradients of γ and β from the normalised input
                 if "weight" in names:
                     normalised = F.layer_norm(x.float(), module.normalized_shape, eps=module.eps).reshape(g.shape)
-                    self.sums[names["weight"]].add_((g * normalised).sum(1).pow_(2).sum(0).view_as(module.weight))
+                    self.sums[names["weight"]].add_(self.fold_((g * normalised).sum(1)).sum(0).view_as(module.weight))
             if "bias" in names:
-                self.sums[names["bias"]].add_(g.sum(1).pow_(2).sum(0).view_as(self.sums[names["bias"]]))
+                self.sums[names["bias"]].add_(self.fold_(g.sum(1)).sum(0).view_as(self.sums[names["bias"]]))
 
         return accumulate
 
@@ -182,4 +196,21 @@ class SquaredGradientSums:
         rows = unique % rows_total
         if module.padding_idx is not None:  # that row never gets a gradient
             per_key[rows == module.padding_idx] = 0
-        self.sums[self.measured[module]["weight"]].index_add_(0, rows, per_key.pow_(2))
+        self.sums[self.measured[module]["weight"]].index_add_(0, rows, self.fold_(per_key))
+
+
+class AbsoluteGradientSums(SquaredGradientSums):
+    """Adds Σ_n |∂ loss_n / ∂θ| over each batch instead of squares (MAS's importance); used the same way."""
+
+    @staticmethod
+    def fold(t: torch.Tensor) -> torch.Tensor:
+        return t.abs()
+
+    @staticmethod
+    def fold_(t: torch.Tensor) -> torch.Tensor:
+        return t.abs_()
+
+    @staticmethod
+    def add_folded(total: torch.Tensor, t: torch.Tensor) -> None:
+        total.add_(t.abs())
+
