@@ -1,4 +1,4 @@
-"""EWC's cost on a default-sized task: a training step with and without its penalty, plus its Fisher.
+"""EWC's cost on a default-sized task: a training step with and without its penalty gradient, plus its Fisher.
 
 Run (from the repository root; about 1 minute on 2 quiet cores)::
 
@@ -8,8 +8,9 @@ Run (from the repository root; about 1 minute on 2 quiet cores)::
 
 The model is the embedded MiniLM on the first task of the default ``clinc-cil`` stream (30
 intents, 1,200 examples). EWC's ``after_task`` estimates the Fisher of that task (timed), then
-the same batches are trained with and without ``strategy.penalty`` in alternating blocks of
-steps (forward, backward, clipping and fused AdamW each time). The ratio of a default task's
+the same batches are trained with and without ``strategy.adjust_gradients`` (which adds the
+penalty's gradient λ·F·(θ − θ*) between backward and clipping, exactly where the trainer calls
+it) in alternating blocks of steps (forward, backward, clipping and fused AdamW each time). The ratio of a default task's
 wall time follows: (225 steps with the penalty + the Fisher) / (225 plain steps), 225 being the
 default stream's 75 batches x 3 epochs.
 """
@@ -57,9 +58,9 @@ def main() -> None:
         logits = model(batch["input_ids"], batch["attention_mask"]).logits.float()
         loss = F.cross_entropy(training_logits(logits, batch["task_ids"], trainer.task_classes, trainer.scenario),
                                batch["labels"])
-        if with_penalty:
-            loss = loss + ewc.penalty(model, batch)
         loss.backward()
+        if with_penalty:
+            ewc.adjust_gradients(model, batch)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

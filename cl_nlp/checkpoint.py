@@ -206,7 +206,7 @@ def restore_checkpoint(ckpt: Checkpoint, trainer: "Trainer") -> None:
         raise UserError(f"checkpoint {str(ckpt.path)!r} does not fit the model this config builds "
                         f"({str(exc).splitlines()[0][:200]}); was the model or stream changed?") from None
     tree = json.loads((ckpt.path / "strategy.json").read_text(encoding="utf-8"))
-    trainer.strategy.load_state_dict(join_tensors(tree, load_file(ckpt.path / "strategy.safetensors", device=device)))
+    trainer.strategy.load_state_dict(join_tensors(tree, load_file(ckpt.path / "strategy.safetensors", device=device)), trainer.model)
     trainer.global_step = int(ckpt.state["global_step"])
     restore_rng(trainer.rng, load_file(ckpt.path / "rng.safetensors"), ckpt.state["rng"])
     if (ckpt.path / "evaluator.safetensors").is_file():  # without it, drift of earlier tasks is not measured

@@ -63,7 +63,7 @@ def shard(examples: Examples, index: int, count: int) -> tuple[Examples, float]:
     the gradient of the whole batch's mean loss, also when a last, short batch splits unevenly
     (equal slices get weight 1). A process left without examples (a batch shorter than the
     process count) trains on the batch's first example with weight 0: it still has to join the
-    gradient all-reduce, and adds nothing to it.
+    gradient all-reduce, and adds nothing to it. The slice keeps the batch's ``extra`` columns.
     """
     if count == 1:
         return examples, 1.0

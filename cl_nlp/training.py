@@ -5,8 +5,9 @@
     model = strategy.before_task(...)        # the strategy may wrap the model
     fresh AdamW (fused) at strategy.learning_rate(...) + linear warm-up/decay schedule
     for each epoch, for each length-grouped batch the strategy passes on:
-        loss = cross-entropy(scenario logits) + strategy.penalty(...)
-        backward, clip, step
+        output = one forward pass (scenario logits, all logits, pooled features)
+        loss = strategy.loss(model, batch, output)   # default: cross-entropy + strategy.penalty(...)
+        backward; strategy.adjust_gradients(...); clip; step
     model = strategy.after_task(...)
     evaluate every task due at this stage, log metrics, call the stage callbacks
 
@@ -23,7 +24,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from torch import nn
 from tqdm.auto import tqdm
@@ -36,7 +36,7 @@ from cl_nlp.distributed import diverged, mean_across_processes, own_dropout_stre
 from cl_nlp.errors import UserError
 from cl_nlp.evaluation.evaluator import Evaluator
 from cl_nlp.heads import training_logits
-from cl_nlp.strategies.base import Strategy
+from cl_nlp.strategies.base import ForwardOutput, Strategy
 from cl_nlp.streams.task import Task
 from cl_nlp.tracking import Tracker
 
@@ -208,6 +208,7 @@ class Trainer:
         model, optimizer = self.accelerator.prepare(self.model, optimizer)
         model.train()
         forward = self.compiled(model) if cfg.compile else model
+        plain = self.accelerator.unwrap_model(model)  # what the hooks see: the model, not its DDP wrapper
         running = torch.zeros((), device=self.device)
         since_log = 0
         bar = tqdm(total=total_steps, desc=f"task {task.index + 1} {task.name}", unit="step", leave=False,
@@ -220,17 +221,18 @@ class Trainer:
                 examples, weight = shard(examples, rank, processes)
                 batch = {k: v.to(self.device, non_blocking=True) for k, v in collate(examples, self.pad_id).items()}
                 with self.accelerator.autocast():
-                    out = forward(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
-                    logits = training_logits(out.logits.float(), batch["task_ids"], self.task_classes, self.scenario)
-                    loss = F.cross_entropy(logits, batch["labels"])
+                    output = self.forward_output(forward, batch)
+                    loss = self.strategy.loss(plain, batch, output)
                     if weight != 1.0:  # an uneven last batch: DDP's average stays the whole batch's mean
                         loss = loss * weight
-                    extra = self.strategy.penalty(self.accelerator.unwrap_model(model), batch)
-                    if extra is not None:
-                        loss = loss + extra
                 self.accelerator.backward(loss)
+                unscaled = self.accelerator.scaler is not None  # fp16: hooks and clipping see true gradients
+                if unscaled:
+                    self.accelerator.unscale_gradients(optimizer)
+                self.strategy.adjust_gradients(plain, batch)
                 if cfg.max_grad_norm is not None:
-                    self.accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                    clip = torch.nn.utils.clip_grad_norm_ if unscaled else self.accelerator.clip_grad_norm_
+                    clip(model.parameters(), cfg.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -248,6 +250,13 @@ class Trainer:
         restore_shared_rng()
         self.model = self.accelerator.unwrap_model(model)
         self.accelerator.free_memory()
+
+    def forward_output(self, forward: nn.Module, batch: dict[str, torch.Tensor]) -> ForwardOutput:
+        """One forward pass of ``batch``: float32 logits (scenario-masked and all), pooled features."""
+        out = forward(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+        all_logits = out.logits.float()
+        logits = training_logits(all_logits, batch["task_ids"], self.task_classes, self.scenario)
+        return ForwardOutput(logits=logits, all_logits=all_logits, features=out.features)
 
     def compiled(self, model: nn.Module) -> nn.Module:
         """``torch.compile(model)``, kept while the model object stays the same (no recompiling per task).

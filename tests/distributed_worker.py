@@ -31,7 +31,7 @@ from cl_nlp.experiment import tokenize_stream  # noqa: E402
 from cl_nlp.heads import task_class_matrix  # noqa: E402
 from cl_nlp.models import build_model, load_tokenizer  # noqa: E402
 from cl_nlp.strategies import Strategy, StrategyContext, build_strategy  # noqa: E402
-from cl_nlp.strategies.fisher import fisher_diagonal  # noqa: E402
+from cl_nlp.strategies.ewc.fisher import fisher_diagonal  # noqa: E402
 from cl_nlp.streams import build_stream  # noqa: E402
 from cl_nlp.tracking import Tracker  # noqa: E402
 from cl_nlp.training import Trainer, make_accelerator  # noqa: E402

@@ -40,7 +40,7 @@ class Keeps(Strategy):
     def state_dict(self):
         return self.state
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state, model):
         self.state = state
 
 

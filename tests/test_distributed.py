@@ -102,7 +102,7 @@ def ewc_state(run_dir: Path) -> dict[str, torch.Tensor]:
     ckpt = latest_checkpoint(run_dir)
     state = join_tensors(json.loads((ckpt.path / "strategy.json").read_text()), load_file(ckpt.path / "strategy.safetensors"))
     ewc = EWC(EWCOptions())
-    ewc.load_state_dict(state)
+    ewc.load_state_dict(state, model=None)  # EWC rebuilds nothing from the model
     weights = load_file(ckpt.path / "model.safetensors")
     return {n: a.dense(weights[n])[0] for n, a in ewc.anchor.params.items()}
 

@@ -19,7 +19,7 @@ import numpy as np
 from cl_nlp.config import load_config
 from cl_nlp.evaluation.results import Results
 from cl_nlp.experiment import run_experiment
-from cl_nlp.strategies.fisher import fisher_diagonal
+from cl_nlp.strategies.ewc.fisher import fisher_diagonal
 from cl_nlp.tracking import Tracker
 
 STREAM = ["stream.n_tasks=2", "stream.classes_per_task=10", "stream.train_per_class=12", "stream.test_per_class=10",

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from torch import nn
+
 from cl_nlp.batching import Examples
 from cl_nlp.strategies.base import NoOptions, Strategy, StrategyContext
 from cl_nlp.strategies.buffer import examples_from_state, examples_to_state
@@ -44,7 +46,7 @@ class Joint(Strategy):
     def state_dict(self) -> dict[str, Any]:
         return {"seen": {str(i): examples_to_state(e) for i, e in self.seen.items()}}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], model: nn.Module) -> None:
         self.seen = {int(i): examples_from_state(s) for i, s in state["seen"].items()}
 
 

@@ -128,7 +128,7 @@ class LoRAMerge(Strategy):
     def state_dict(self) -> dict[str, Any]:
         return {"base": self.base, "deltas": self.deltas}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], model: nn.Module) -> None:
         self.base = dict(state["base"])
         self.deltas = [dict(d) for d in state["deltas"]]
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Literal
 
 import numpy as np
+from torch import nn
 
 from cl_nlp.batching import Examples
 from cl_nlp.options import require
@@ -75,7 +76,7 @@ class Replay(Strategy):
     def state_dict(self) -> dict[str, Any]:
         return {"buffer": self.buffer.state_dict(), "task_names": {str(k): v for k, v in self.task_names.items()}}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], model: nn.Module) -> None:
         self.buffer.load_state_dict(state["buffer"])
         self.task_names = {int(k): v for k, v in state["task_names"].items()}
 

@@ -9,7 +9,7 @@ import torch
 from cl_nlp.errors import UserError
 from cl_nlp.strategies import StrategyContext, strategy_options
 from cl_nlp.strategies.ewc import EWC, EWCOptions
-from cl_nlp.strategies.quadratic import QuadraticAnchor
+from cl_nlp.strategies.ewc.quadratic import QuadraticAnchor
 from tests.strategies.helpers import perturb_, task_data, tiny_classifier, tiny_examples
 
 
@@ -49,20 +49,22 @@ def test_separate_penalty_is_the_sum_of_per_task_penalties(seed):
         tasks.append((fisher, {n: p.detach().clone() for n, p in theta_t.items()}))
     assert anchor.params["emb"].rows is not None  # stored by rows: 3 tasks touched 7 of 20 rows
     theta = params_at(99)
-    value = anchor.penalty(theta, lam=3.0)
+    assert anchor.penalty(theta, lam=3.0).item() == pytest.approx(hand_penalty(3.0, tasks, theta), rel=1e-5)
+    theta["w"].grad = torch.ones_like(theta["w"])  # an existing gradient is added to; missing ones are created
+    value = anchor.add_gradient(theta, lam=3.0)
     assert value.item() == pytest.approx(hand_penalty(3.0, tasks, theta), rel=1e-5)
-    value.backward()
-    assert theta["emb"].grad.is_sparse  # row-stored: only the anchored rows (a task loss adds it to its dense one)
-    for n, p in theta.items():  # gradient: λ·Σ_t F_t (θ − θ*_t)
+    for n, p in theta.items():  # gradient: λ·Σ_t F_t (θ − θ*_t), dense, on top of what was there
+        assert p.grad.layout == torch.strided, n
         expected = 3.0 * sum(f[n].double() * (p.detach().double() - a[n].double()) for f, a in tasks)
-        assert torch.allclose(p.grad.to_dense().double(), expected, rtol=1e-5, atol=1e-6), n
+        expected = expected + (1.0 if n == "w" else 0.0)
+        assert torch.allclose(p.grad.double(), expected, rtol=1e-5, atol=1e-6), n
 
 
-def test_task_loss_plus_penalty_gives_dense_gradients_equal_to_their_sum(tiny_model):
-    """What the trainer backpropagates: the word-embedding gradient must come out dense (fused AdamW
-    takes no sparse gradients) and equal the task loss's gradient plus λ·F·(θ − θ*)."""
+def test_gradient_after_adjust_gradients_equals_autograd_of_task_loss_plus_quadratic(tiny_model):
+    """What the optimiser steps on: the task loss's gradient plus EWC's, against autograd of
+    CE + (λ/2)·Σ F (θ − θ*)² written out in float64 (brute force, no code shared with EWC)."""
     from cl_nlp.batching import collate
-    from cl_nlp.strategies.fisher import fisher_diagonal
+    from cl_nlp.strategies.ewc.fisher import fisher_diagonal
 
     model = tiny_classifier(tiny_model)
     train = tiny_examples(tiny_model, [0, 1, 2, 3, 0, 1])
@@ -78,14 +80,17 @@ def test_task_loss_plus_penalty_gives_dense_gradients_equal_to_their_sum(tiny_mo
     def task_loss():
         return torch.nn.functional.cross_entropy(model(batch["input_ids"], batch["attention_mask"]).logits, batch["labels"])
 
-    task_loss().backward()
-    task_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    quadratic = sum((fisher[n].double() * (p.double() - anchor[n].double()) ** 2).sum()
+                    for n, p in model.named_parameters())
+    (task_loss().double() + 10.0 * quadratic).backward()  # λ/2 = 10
+    expected = {n: p.grad.double().clone() for n, p in model.named_parameters()}
     model.zero_grad(set_to_none=True)
-    (task_loss() + ewc.penalty(model, batch)).backward()
+    task_loss().backward()
+    ewc.adjust_gradients(model, batch)
     for n, p in model.named_parameters():
-        assert p.grad.layout == torch.strided, n
-        expected = task_grads[n].double() + 20.0 * fisher[n].double() * (p.detach().double() - anchor[n].double())
-        assert torch.allclose(p.grad.double(), expected, rtol=1e-4, atol=1e-7), n
+        assert p.grad.layout == torch.strided, n  # fused AdamW takes no sparse gradients
+        assert torch.allclose(p.grad.double(), expected[n], rtol=1e-4, atol=1e-7), n
+    assert ewc._penalty_steps == 1 and ewc._penalty_sum.item() == pytest.approx(10.0 * quadratic.item(), rel=1e-5)
 
 
 def test_penalty_is_zero_at_the_anchor_and_hand_computed_away_from_it(tiny_model):
@@ -93,18 +98,18 @@ def test_penalty_is_zero_at_the_anchor_and_hand_computed_away_from_it(tiny_model
     ctx = StrategyContext(num_classes=4, pad_id=0)
     ewc = EWC(EWCOptions(lambda_=50.0, fisher_samples=6), ctx)
     train = tiny_examples(tiny_model, [0, 1, 2, 3, 0, 1, 2, 3])
-    assert ewc.penalty(model, {}) is None  # nothing learned yet
+    assert ewc.penalty_value(model) is None  # nothing learned yet
     ewc.after_task(task_data(0, train), model)
-    at_anchor = ewc.penalty(model, {})
+    at_anchor = ewc.penalty_value(model)
     assert at_anchor.item() == 0.0
 
     rng = np.random.default_rng([0, 0])  # the sample EWC drew: seed 0, task index 0
     sample = train.subset(np.sort(rng.choice(len(train), size=6, replace=False)))
-    from cl_nlp.strategies.fisher import fisher_diagonal
+    from cl_nlp.strategies.ewc.fisher import fisher_diagonal
     fisher = fisher_diagonal(model, sample, [n for n, _ in model.named_parameters()], pad_id=0)
     anchor = {n: p.detach().clone() for n, p in model.named_parameters()}
     perturb_(model)
-    value = ewc.penalty(model, {})
+    value = ewc.penalty_value(model)
     assert value.item() == pytest.approx(hand_penalty(50.0, [(fisher, anchor)], dict(model.named_parameters())), rel=1e-5)
     figures = ewc.figures()
     assert figures["ewc/fisher_mass"] == pytest.approx(sum(float(f.sum()) for f in fisher.values()), rel=1e-5)
@@ -139,9 +144,9 @@ def test_state_round_trips_through_tensors_and_json(tiny_model):
         return {k: strip(v) for k, v in x.items()} if isinstance(x, dict) else x
     json.dumps(strip(state))  # everything but tensors is plain JSON
     other = EWC(EWCOptions(fisher_samples=4, mode="online", gamma=0.9), StrategyContext(num_classes=4))
-    other.load_state_dict(state)
+    other.load_state_dict(state, model)
     perturb_(model)
-    assert other.penalty(model, {}).item() == pytest.approx(ewc.penalty(model, {}).item(), rel=1e-6)
+    assert other.penalty_value(model).item() == pytest.approx(ewc.penalty_value(model).item(), rel=1e-6)
 
 
 def test_options_use_the_word_lambda_and_are_checked():

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from cl_nlp.batching import collate
-from cl_nlp.strategies.fisher import fisher_diagonal
+from cl_nlp.strategies.ewc.fisher import fisher_diagonal
 from tests.strategies.helpers import tiny_classifier, tiny_examples
 
 

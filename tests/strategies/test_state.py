@@ -29,7 +29,7 @@ def test_state_round_trip_restores_behaviour(name, options, tiny_model, tmp_path
     task = task_data(0, tiny_examples(tiny_model, [0, 1, 2, 3, 0, 1]))
     model = strategy.before_task(task, model)
     model = strategy.after_task(task, model)
-    fresh.load_state_dict(through_checkpoint(strategy.state_dict(), tmp_path))
+    fresh.load_state_dict(through_checkpoint(strategy.state_dict(), tmp_path), model)
 
     nxt = task_data(1, tiny_examples(tiny_model, [2, 3, 2, 3], task=1))
     assert fresh.training_examples(nxt).input_ids == strategy.training_examples(nxt).input_ids
@@ -39,6 +39,15 @@ def test_state_round_trip_restores_behaviour(name, options, tiny_model, tmp_path
     perturb_(model)
     p1, p2 = strategy.penalty(model, {}), fresh.penalty(model, {})
     assert (p1 is None) == (p2 is None) and (p1 is None or torch.allclose(p1, p2))
+    adjusted = []
+    for s in (strategy, fresh):  # the same gradient edit (EWC's λF(θ−θ*)) from the restored state
+        for p in model.parameters():
+            p.grad = torch.ones_like(p)
+        s.adjust_gradients(model, {})
+        adjusted.append([p.grad.clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*adjusted))
+    if name == "ewc":
+        assert not all(torch.equal(g, torch.ones_like(g)) for g in adjusted[0])  # the edit happened
     if name == "lora-merge":
         assert all(torch.equal(fresh.base[k], v) for k, v in strategy.base.items())
         assert all(torch.equal(fresh.deltas[0][k], v) for k, v in strategy.deltas[0].items())

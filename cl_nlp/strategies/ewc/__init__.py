@@ -1,8 +1,11 @@
 """Elastic weight consolidation (Kirkpatrick et al. 2017; online variant: Schwarz et al. 2018).
 
 After each task the diagonal Fisher F of the task's log-likelihood is estimated on a sample of
-its training split (:mod:`cl_nlp.strategies.fisher`), and later tasks pay
-(λ/2)·Σ_i F_i (θ_i − θ*_i)² for moving the parameters away from where that task left them.
+its training split (:mod:`cl_nlp.strategies.ewc.fisher`), and later tasks pay
+(λ/2)·Σ_i F_i (θ_i − θ*_i)² for moving the parameters away from where that task left them
+(:mod:`cl_nlp.strategies.ewc.quadratic`). The penalty's gradient λ·F·(θ − θ*) is known in closed
+form, so it is not backpropagated: ``adjust_gradients`` adds it to the task loss's gradients
+before clipping, which then sees the same total gradient as backpropagating loss + penalty.
 
 Which parameters: every trainable one, the head included. The Fisher itself decides what is
 shared: in a task-incremental stream the other tasks' head rows never receive a gradient, so
@@ -24,8 +27,8 @@ from torch import nn
 
 from cl_nlp.options import require
 from cl_nlp.strategies.base import Strategy, StrategyContext
-from cl_nlp.strategies.fisher import fisher_diagonal
-from cl_nlp.strategies.quadratic import QuadraticAnchor
+from cl_nlp.strategies.ewc.fisher import fisher_diagonal
+from cl_nlp.strategies.ewc.quadratic import QuadraticAnchor
 from cl_nlp.strategies.registry import register_strategy
 
 
@@ -54,7 +57,7 @@ class EWC(Strategy):
 
     Example:
         >>> ewc = EWC(EWCOptions(lambda_=100.0), StrategyContext())
-        >>> ewc.penalty(model, batch) is None  # nothing to protect before the first task ends  # doctest: +SKIP
+        >>> ewc.penalty_value(model) is None  # nothing to protect before the first task ends  # doctest: +SKIP
         True
     """
 
@@ -77,13 +80,19 @@ class EWC(Strategy):
         self._penalty_sum, self._penalty_steps = None, 0
         return model
 
-    def penalty(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+    def adjust_gradients(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> None:
+        """Add λ·A·(θ − m) to the gradients (the penalty's own gradient); its value is summed for the figures."""
         if not self.anchor or self.options.lambda_ == 0:
-            return None
-        value = self.anchor.penalty(dict(model.named_parameters()), self.options.lambda_)
-        self._penalty_sum = value.detach() if self._penalty_sum is None else self._penalty_sum + value.detach()
+            return
+        value = self.anchor.add_gradient(dict(model.named_parameters()), self.options.lambda_)
+        self._penalty_sum = value if self._penalty_sum is None else self._penalty_sum + value
         self._penalty_steps += 1
-        return value
+
+    def penalty_value(self, model: nn.Module) -> torch.Tensor | None:
+        """(λ/2)·Σ A (θ − m)² + (λ/2)·c at ``model``'s weights (``None`` before the first task ends)."""
+        if not self.anchor:
+            return None
+        return self.anchor.penalty(dict(model.named_parameters()), self.options.lambda_)
 
     def after_task(self, task, model: nn.Module) -> nn.Module:
         opts, ctx = self.options, self.context
@@ -115,7 +124,7 @@ class EWC(Strategy):
     def state_dict(self) -> dict[str, Any]:
         return {"anchor": self.anchor.state_dict(), "tasks_done": self.tasks_done}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], model: nn.Module) -> None:
         self.anchor.load_state_dict(state["anchor"])
         self.tasks_done = int(state["tasks_done"])
 

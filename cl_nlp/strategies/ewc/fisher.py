@@ -18,7 +18,7 @@ CDF from one uniform number per example, all drawn up front: the label of exampl
 depend on which process handles it.
 
 Per-example squared gradients come from one batched backward pass per ``batch_size`` examples
-(:mod:`cl_nlp.strategies.per_example`: each Linear/LayerNorm/Embedding layer's input times the
+(:mod:`cl_nlp.strategies.ewc.per_example`: each Linear/LayerNorm/Embedding layer's input times the
 gradient at its output), with the examples sorted by length so batches carry little padding.
 Parameters of other module types fall back to one unpadded backward pass per example; there,
 embedding tables are handled row-wise: their per-example gradient is read from the embedding
@@ -38,7 +38,7 @@ from torch import nn
 from cl_nlp.batching import Examples, collate
 from cl_nlp.distributed import process_layout, share, sum_across_processes
 from cl_nlp.heads import training_logits
-from cl_nlp.strategies.per_example import SquaredGradientSums, Unsupported
+from cl_nlp.strategies.ewc.per_example import SquaredGradientSums, Unsupported
 
 FisherKind = Literal["empirical", "true"]
 

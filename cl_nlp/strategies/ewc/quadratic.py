@@ -1,4 +1,4 @@
-"""EWC's quadratic anchor: (λ/2)·Σ_t Σ_i F_t,i (θ_i − θ*_t,i)², cheap enough to add every step.
+"""EWC's quadratic anchor: (λ/2)·Σ_t Σ_i F_t,i (θ_i − θ*_t,i)², cheap enough to apply every step.
 
 Two facts keep it cheap:
 
@@ -7,13 +7,13 @@ Two facts keep it cheap:
   Σ_t F_t (θ − θ*_t)² = A (θ − m)² + c, where c does not depend on θ. So "separate" EWC (one
   penalty per past task) costs and stores the same as online EWC: one (A, m) per parameter and
   one number c, updated exactly as tasks arrive (no cancellation: every term stays ≥ 0).
-* The penalty is a custom autograd function: the forward computes A·(θ − m) once with
-  ``torch._foreach`` ops over all parameters, and the backward hands back λ·A·(θ − m) directly,
-  instead of autograd replaying pow/mul/sum per parameter. Tables whose Fisher is zero on most
-  rows (word embeddings: only tokens seen in the Fisher sample have one) are stored and
-  penalised by their non-zero rows only, with a sparse gradient; zero-Fisher rows add nothing,
-  so this is exact. On MiniLM (2 cores) forward + backward take ~30 ms a step against ~90 ms
-  for the first version, which built a dense gradient for the 30k-row word-embedding table.
+* Its gradient λ·A·(θ − m) is known in closed form, so it is added straight into ``p.grad``
+  after the task loss's backward (:meth:`QuadraticAnchor.add_gradient`, called from EWC's
+  ``adjust_gradients``) with ``torch._foreach`` ops over all parameters: no autograd graph, no
+  replay of pow/mul/sum per parameter, no extra gradient tensors for autograd to sum. Tables
+  whose Fisher is zero on most rows (word embeddings: only tokens seen in the Fisher sample have
+  one) are stored by their non-zero rows and updated with ``index_add_`` on those rows only;
+  zero-Fisher rows add nothing, so this is exact.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.autograd.function import once_differentiable
 
 SPARSE_ROW_SHARE = 0.5  # a 2-D table is stored by rows when under half its rows have a Fisher
 
@@ -51,57 +50,6 @@ def compress(weight: torch.Tensor, center: torch.Tensor) -> AnchoredParameter:
         if len(rows) < SPARSE_ROW_SHARE * weight.shape[0]:
             return AnchoredParameter(weight[rows].clone(), center[rows].clone(), rows)
     return AnchoredParameter(weight, center)
-
-
-class _QuadraticPenalty(torch.autograd.Function):
-    """value = (λ/2)·(Σ A (θ − m)² + c); gradient λ·A·(θ − m), computed in the forward pass.
-
-    Each pass over the ~22M values of a MiniLM-sized model costs memory bandwidth every step,
-    so this makes few: d = θ − m, then g = A·d (saved for the backward), the value from the dot
-    products of d and g (no third temporary), and the backward scales g in place. A row-stored
-    table hands back a *sparse* gradient, which autograd adds into the dense gradient the task
-    loss gives that table: a word-embedding table then costs the rows its Fisher covers, not a
-    dense 30k x d zero tensor plus one more dense addition.
-    """
-
-    @staticmethod
-    def forward(ctx, lam: float, const: float, anchors: list[AnchoredParameter], *params: torch.Tensor) -> torch.Tensor:
-        dense = [i for i, a in enumerate(anchors) if a.rows is None]
-        sparse = [i for i, a in enumerate(anchors) if a.rows is not None]
-        theta = [params[i].detach().float() for i in dense]
-        diffs = list(torch._foreach_sub(theta, [anchors[i].center for i in dense])) if dense else []
-        grads = list(torch._foreach_mul(diffs, [anchors[i].weight for i in dense])) if dense else []
-        for i in sparse:
-            a = anchors[i]
-            d = params[i].detach().index_select(0, a.rows).float() - a.center
-            diffs.append(d)
-            grads.append(a.weight * d)
-        total = torch.zeros((), device=params[0].device)
-        for d, g in zip(diffs, grads):
-            total += torch.dot(d.view(-1), g.view(-1))
-        ctx.lam = lam
-        ctx.layout = (dense + sparse, [anchors[i].rows for i in dense + sparse], [p.shape for p in params],
-                      [p.dtype for p in params], len(params))
-        ctx.save_for_backward(*grads)
-        return 0.5 * lam * (total + const)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out: torch.Tensor):
-        order, rows, shapes, dtypes, n = ctx.layout
-        out: list[torch.Tensor | None] = [None] * n
-        scaled = list(ctx.saved_tensors)
-        if scaled:
-            torch._foreach_mul_(scaled, grad_out * ctx.lam)  # the products are this backward's alone
-        for i, r, g in zip(order, rows, scaled):
-            if not ctx.needs_input_grad[3 + i]:
-                continue
-            if r is None:
-                out[i] = g.to(dtypes[i])
-            else:
-                out[i] = torch.sparse_coo_tensor(r.unsqueeze(0), g.to(dtypes[i]), shapes[i], is_coalesced=True,
-                                                 check_invariants=False)
-        return (None, None, None, *out)
 
 
 class QuadraticAnchor:
@@ -149,9 +97,58 @@ class QuadraticAnchor:
         self.const = const
 
     def penalty(self, params: dict[str, torch.Tensor], lam: float) -> torch.Tensor:
-        """(λ/2)·Σ A (θ − m)² + (λ/2)·c for the named ``params`` (differentiable)."""
-        names = list(self.params)
-        return _QuadraticPenalty.apply(lam, self.const, [self.params[n] for n in names], *[params[n] for n in names])
+        """The value (λ/2)·(Σ A (θ − m)² + c) at the named ``params``, a 0-d tensor (not differentiable)."""
+        diffs, _, _ = self._differences(params)
+        with torch.no_grad():
+            total = torch.zeros((), device=self._device(params))
+            for d, a in zip(diffs, self.params.values()):
+                total += torch.dot(d.view(-1), (a.weight * d).view(-1))
+        return 0.5 * lam * (total + self.const)
+
+    def add_gradient(self, params: dict[str, torch.Tensor], lam: float) -> torch.Tensor:
+        """Add the penalty's gradient λ·A·(θ − m) to each named parameter's ``.grad``; return the penalty.
+
+        Parameters without a gradient get one. The value (λ/2)·(Σ A (θ − m)² + c) comes from the
+        dot products of d = θ − m with g = A·d, which the gradient needs anyway; it stays on the
+        device (no host sync). Row-stored tables are updated on their anchored rows only.
+        """
+        with torch.no_grad():
+            diffs, targets, rows = self._differences(params)
+            products = list(torch._foreach_mul(diffs, [a.weight for a in self.params.values()]))
+            total = torch.zeros((), device=self._device(params))
+            for d, g in zip(diffs, products):
+                total += torch.dot(d.view(-1), g.view(-1))
+            for p in targets:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+            dense = [i for i, r in enumerate(rows) if r is None]
+            if dense:
+                torch._foreach_add_([targets[i].grad for i in dense],
+                                    [products[i].to(targets[i].grad.dtype) for i in dense], alpha=lam)
+            for p, r, g in zip(targets, rows, products):
+                if r is not None:
+                    p.grad.index_add_(0, r, g.to(p.grad.dtype), alpha=lam)
+        return 0.5 * lam * (total + self.const)
+
+    def _differences(self, params: dict[str, torch.Tensor]):
+        """(d = θ − m per anchored parameter, the parameters, their anchored rows or None), in ``self.params`` order."""
+        targets = [params[n] for n in self.params]
+        anchors = list(self.params.values())
+        dense = [i for i, a in enumerate(anchors) if a.rows is None]
+        diffs: list[torch.Tensor | None] = [None] * len(anchors)
+        with torch.no_grad():
+            if dense:
+                theta = [targets[i].detach().float() for i in dense]
+                for i, d in zip(dense, torch._foreach_sub(theta, [anchors[i].center for i in dense])):
+                    diffs[i] = d
+            for i, a in enumerate(anchors):
+                if a.rows is not None:
+                    diffs[i] = targets[i].detach().index_select(0, a.rows).float() - a.center
+        return diffs, targets, [a.rows for a in anchors]
+
+    @staticmethod
+    def _device(params: dict[str, torch.Tensor]) -> torch.device:
+        return next(iter(params.values())).device
 
     def state_dict(self) -> dict[str, Any]:
         return {"const": self.const, "params": {n: {"weight": a.weight, "center": a.center, "rows": a.rows}
