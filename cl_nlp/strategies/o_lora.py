@@ -148,7 +148,7 @@ class OLoRA(Strategy):
     def state_dict(self) -> dict[str, Any]:
         return {"subspaces": self.subspaces}
 
-    def load_state_dict(self, state: dict[str, Any], model: nn.Module | None = None) -> None:
+    def load_state_dict(self, state: dict[str, Any], model: nn.Module) -> None:
         self.subspaces = [dict(s) for s in state["subspaces"]]
 
 

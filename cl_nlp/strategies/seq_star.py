@@ -177,7 +177,7 @@ class SeqStar(Strategy):
     def state_dict(self) -> dict[str, Any]:
         return {"warmed_up": self.warmed_up}
 
-    def load_state_dict(self, state: dict[str, Any], model: nn.Module | None = None) -> None:
+    def load_state_dict(self, state: dict[str, Any], model: nn.Module) -> None:
         self.warmed_up = bool(state["warmed_up"])
 
 
