@@ -68,6 +68,7 @@ class EvalConfig:
     probe_per_class: int = field(default=30, metadata={"help": "training examples per class fitting each probe (a fixed sample of the task's train split)"})
     probe_l2: float = field(default=0.01, metadata={"help": "L2 weight of the probes' logistic regression (on standardised features)"})
     layerwise_probes: bool = field(default=False, metadata={"help": "also probe every hidden layer (one more fit per layer and task)"})
+    ncm: bool = field(default=False, metadata={"help": "nearest-class-mean readout: prototypes of each task's probe sample when it is learned, matrix 'ncm'"})
 
     def __post_init__(self) -> None:
         require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")

@@ -137,7 +137,7 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
             evaluator = Evaluator(results, [d.test for d in data], task_classes, tokenizer.pad_token_id,
                                   cfg.eval.batch_size, cfg.eval.future_tasks, accelerator.device,
                                   trains=[d.train for d in data], probes=probes if cfg.eval.probes else None,
-                                  class_names=stream.class_names)
+                                  class_names=stream.class_names, ncm=cfg.eval.ncm)
             # A strategy may bring its own loop (``avalanche:*`` run Avalanche's); the default is cl-nlp's.
             trainer_cls = getattr(strategy, "trainer_cls", Trainer)
             trainer = trainer_cls(model, strategy, evaluator, tracker, cfg.train, task_classes, stream.scenario,
@@ -246,7 +246,9 @@ def write_status(run_dir: Path, status: str, results: Results, tracker: Tracker,
 def final_metrics(results: Results) -> dict[str, float]:
     """Summary metrics of the finished run, under ``final/``."""
     out = final_retention_metrics(results) if results.stages_done else {}  # final/probe_acc, final/recoverable_share, ...
-    for name in ("live", "task_aware"):
+    for name in ("live", "task_aware", "ncm"):
+        if name == "ncm" and name not in results.matrices:  # only with eval.ncm
+            continue
         for metric, value in results.summary(name).items():
             out[f"final/{metric}" + ("" if name == "live" else f"_{name}")] = value
     out["final/run_seconds"] = results.timings.get("run_seconds", float("nan"))

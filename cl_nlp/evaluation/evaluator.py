@@ -30,6 +30,7 @@ from torch import nn
 from cl_nlp.batching import Examples, collate, eval_batches
 from cl_nlp.distributed import process_layout, sum_arrays_across_processes
 from cl_nlp.evaluation.cka import linear_cka
+from cl_nlp.evaluation.ncm import NCMReadout, ncm_stage_metrics
 from cl_nlp.evaluation.class_report import per_class_scores
 from cl_nlp.evaluation.probing import DEFAULT_L2, per_class_sample, probe_accuracy
 from cl_nlp.evaluation.results import Results
@@ -128,7 +129,7 @@ class Evaluator:
     def __init__(self, results: Results, tests: list[Examples], task_classes: torch.Tensor, pad_id: int,
                  batch_size: int = 128, future_tasks: str = "next", device: torch.device | str = "cpu", *,
                  trains: list[Examples] | None = None, probes: ProbeSettings | None = None,
-                 class_names: list[str] | None = None):
+                 class_names: list[str] | None = None, ncm: bool = False):
         self.results = results
         self.tests = tests
         self.task_classes = task_classes
@@ -143,6 +144,10 @@ class Evaluator:
                                   for j, t in enumerate(trains)]
         if class_names is not None:
             results.extra["class_names"] = list(class_names)
+        # NCM readout (cl_nlp.evaluation.ncm): prototypes from the probes' per-class sample settings.
+        settings = probes or ProbeSettings()
+        self.ncm = (NCMReadout(trains, task_classes, results.scenario, settings.per_class, settings.seed)
+                    if ncm and trains is not None else None)
         self.last_predictions: dict[int, TaskPredictions] = {}
         # Test features kept for drift: right after each task was learned, and before any training.
         self.learned_features: dict[int, np.ndarray] = {}
@@ -178,6 +183,8 @@ class Evaluator:
             self.record_probes(model, stage, out)
             when = "pretrained" if stage == 0 else self.results.task_names[stage - 1]
             self.results.timings[f"probe_seconds/{when}"] = time.perf_counter() - t0
+        if self.ncm is not None:  # NCM readout
+            self.ncm.record(self.results, model, stage, out, self.sample_features)
         if stage > 0:
             self.results.extra["retention"] = jsonable({"summary": retention_summary(self.results, stage),
                                                         "tasks": task_table(self.results, stage)})
@@ -212,6 +219,11 @@ class Evaluator:
                                          test.labels, self.probes.l2)
                     self.results.record(f"probe_layer{layer}", stage, j, acc)
 
+    def sample_features(self, model: nn.Module, examples: Examples) -> np.ndarray:
+        """Pooled last-layer features of ``examples`` (what the NCM readout averages into prototypes)."""
+        return predict(model, examples, self.task_classes, self.pad_id, self.batch_size, self.device,
+                       across_processes=True).features
+
     def stage_metrics(self, stage: int) -> dict[str, float]:
         """Per-stage MLflow metrics of the retention question: ``probe_acc/<task>``, ``cka/<task>``, ..."""
         results = self.results
@@ -229,15 +241,20 @@ class Evaluator:
             retention = results.extra.get("retention", {}).get("summary", {})
             out["recoverable_share"] = _num(retention.get("recoverable_share"))
             out["time/probe_seconds"] = results.timings.get(f"probe_seconds/{results.task_names[stage - 1]}", math.nan)
+        out.update(ncm_stage_metrics(results, stage))  # NCM readout: ncm_acc_avg, ncm_bwt, ncm_forgetting
         return out
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The features drift is measured against (what a resumed run needs to go on measuring it)."""
         out = {f"learned/{j}": torch.from_numpy(f) for j, f in self.learned_features.items()}
         out.update({f"pretrained/{j}": torch.from_numpy(f) for j, f in self.pretrained_features.items()})
+        if self.ncm is not None:  # NCM readout: the class prototypes
+            out.update(self.ncm.state_dict())
         return out
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if self.ncm is not None:  # NCM readout: takes its ncm/<class> entries
+            state = self.ncm.load_state_dict(state)
         for key, value in state.items():
             kind, j = key.split("/")
             target = self.learned_features if kind == "learned" else self.pretrained_features
