@@ -72,6 +72,7 @@ class EvalConfig:
         "help": "L2 weight of the probes' logistic regression (on standardised features); null = chosen on a "
                 "validation split of the probe sample from 1e-3..10"})
     layerwise_probes: bool = field(default=False, metadata={"help": "also probe every hidden layer (one more fit per layer and task)"})
+    ncm: bool = field(default=False, metadata={"help": "nearest-class-mean readout: prototypes of each task's probe sample when it is learned, matrix 'ncm'"})
 
     def __post_init__(self) -> None:
         require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")

@@ -119,7 +119,7 @@ def build_trainer(cfg: ExperimentConfig, stream: Stream, data: list[TaskData], t
     probes = ProbeSettings(cfg.eval.probe_per_class, cfg.eval.probe_l2, cfg.eval.layerwise_probes, cfg.seed)
     evaluator = Evaluator(results, [d.test for d in data], context, cfg.eval.batch_size, cfg.eval.future_tasks,
                           trains=[d.train for d in data], probes=probes if cfg.eval.probes else None,
-                          class_names=stream.class_names)
+                          class_names=stream.class_names, ncm=cfg.eval.ncm)
     # A strategy may bring its own loop (``avalanche:*`` run Avalanche's); the default is cl-nlp's.
     trainer_cls = getattr(strategy, "trainer_cls", Trainer)
     trainer = trainer_cls(model, strategy, evaluator, folder.tracker, cfg.train, context, accelerator, show_progress)

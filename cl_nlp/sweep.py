@@ -1,9 +1,10 @@
-"""A sweep: every (strategy, seed) of a grid as one run, nested under one MLflow parent run.
+"""A sweep: every (strategy, seed[, class order]) of a grid as one run, nested under one MLflow parent run.
 
-The children are ordinary ``cl-nlp run`` experiments (same config, only strategy, seed and
-run folder changed), so each one is a complete run on its own. They run one after another,
-seeds in the outer loop, so a sweep stopped half-way already holds every strategy for the
-first seeds. A child that fails — a bad option, a crash — is recorded as a FAILED child run
+The children are ordinary ``cl-nlp run`` experiments (same config, only strategy, seed, the
+stream's ``class_order_seed`` when ``--orders`` is given, and run folder changed), so each one is
+a complete run on its own. They run one after another, orders then seeds in the outer loops, so
+a sweep stopped half-way already holds every strategy for the first orders and seeds. Class
+orders are replicates like seeds: the comparison averages over both. A child that fails — a bad option, a crash — is recorded as a FAILED child run
 with its reason (and its traceback in the run folder's ``error.txt``) and the sweep goes on.
 
 At the end the finished children are compared (:mod:`cl_nlp.comparison.comparison`): the summary table
@@ -48,16 +49,16 @@ def parse_names(text: str, what: str) -> list[str]:
     return items
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``"0,1,2"`` → ``[0, 1, 2]``."""
-    items = parse_names(text, "seeds")
+def parse_seeds(text: str, what: str = "seeds") -> list[int]:
+    """``"0,1,2"`` → ``[0, 1, 2]`` (``what`` names the option in errors: seeds, orders)."""
+    items = parse_names(text, what)
     try:
         seeds = [int(x) for x in items]
     except ValueError:
-        raise UserError(f"--seeds: expected comma-separated integers, e.g. 0,1,2; got {shown(text)}") from None
+        raise UserError(f"--{what}: expected comma-separated integers, e.g. 0,1,2; got {shown(text)}") from None
     for seed in seeds:
         if not 0 <= seed <= SEED_MAX:
-            raise UserError(f"--seeds: seed must be in [0, {SEED_MAX}], got {shown(seed, 60)}")
+            raise UserError(f"--{what}: seed must be in [0, {SEED_MAX}], got {shown(seed, 60)}")
     return seeds
 
 
@@ -75,13 +76,18 @@ def parse_strategy_sets(items: tuple[str, ...] | list[str], strategies: list[str
     return out
 
 
-def child_config(base: ExperimentConfig, sweep_name: str, strategy: str, seed: int, options: dict) -> ExperimentConfig:
-    """The base config with this child's strategy, seed and run folder ``<output>/<sweep>/<strategy>-seed<seed>``."""
+def child_config(base: ExperimentConfig, sweep_name: str, strategy: str, seed: int, options: dict,
+                 order: int | None = None) -> ExperimentConfig:
+    """The base config with this child's strategy, seed, class order (``stream.class_order_seed``;
+    ``None`` keeps the stream's) and run folder ``<output>/<sweep>/<strategy>-seed<seed>[-order<order>]``."""
     cfg = copy.deepcopy(base)
     cfg.strategy = ComponentConfig(strategy, {**base.strategy.options, **options})
     cfg.seed = seed
     cfg.output = str(Path(base.output) / sweep_name)
     cfg.run_name = f"{strategy_label(strategy).replace(':', '-')}-seed{seed}"  # no slash or colon in a folder
+    if order is not None:
+        cfg.stream = ComponentConfig(base.stream.name, {**base.stream.options, "class_order_seed": order})
+        cfg.run_name += f"-order{order}"
     return cfg
 
 
@@ -99,33 +105,46 @@ class SweepOutcome:
         return [c for c in self.children if c.status != "FINISHED"]
 
 
-def validate_sweep(base: ExperimentConfig, strategies: list[str]) -> None:
-    """What every child shares is checked once, before anything starts: strategy names, stream, model."""
+def validate_sweep(base: ExperimentConfig, strategies: list[str], orders: list[int] | None = None) -> None:
+    """What every child shares is checked once, before anything starts: strategy names, stream
+    (with each class order), model."""
+    import dataclasses
+
     from cl_nlp.models import resolve_model_path
     from cl_nlp.runtime.run_folder import check_output, check_run_name
     from cl_nlp.strategies import get_strategy_spec
-    from cl_nlp.streams import stream_options
+    from cl_nlp.streams import get_stream_spec, stream_options
 
     check_run_name(base.run_name, "run_name (--run-name)")  # the sweep's folder name
     check_output(base.output)
     for name in strategies:
         get_strategy_spec(name)
     stream_options(base.stream.name, base.stream.options)
+    if orders is not None:
+        if "class_order_seed" not in {f.name for f in dataclasses.fields(get_stream_spec(base.stream.name).options_cls)}:
+            raise UserError(f"--orders sets stream.class_order_seed, which stream {base.stream.name!r} does not have; "
+                            "use a stream with class orders (e.g. clinc-cil, trec) or leave --orders out")
+        for order in orders:
+            options = stream_options(base.stream.name, {**base.stream.options, "class_order_seed": order})
+            if getattr(options, "class_order", "seeded") != "seeded":  # the seed would change nothing
+                raise UserError(f"--orders varies class_order_seed, which stream {base.stream.name!r} ignores with "
+                                f"class_order={options.class_order}; add --set stream.class_order=seeded")
     resolve_model_path(base.model.name_or_path)
 
 
 def run_sweep(base: ExperimentConfig, strategies: list[str], seeds: list[int],
               strategy_sets: dict[str, dict] | None = None, echo: Callable[[str], None] = print,
-              debug: bool = False) -> SweepOutcome:
-    """Run every (strategy, seed) of the grid as a child of one parent run; compare them at the end.
+              debug: bool = False, orders: list[int] | None = None) -> SweepOutcome:
+    """Run every (strategy, seed[, order]) of the grid as a child of one parent run; compare them at the end.
 
     Strategy options in ``base`` apply to every child; ``strategy_sets[name]`` only to ``name``.
+    ``orders`` (``--orders``): values of the stream's ``class_order_seed``, one child per order.
 
     Example:
         >>> outcome = run_sweep(load_config(None, ["train.epochs=1"]), ["naive", "ewc"], [0, 1])  # doctest: +SKIP
         >>> print(outcome.comparison.table)  # doctest: +SKIP
     """
-    validate_sweep(base, strategies)
+    validate_sweep(base, strategies, orders)
     strategy_sets = strategy_sets or {}
     name = base.run_name or f"sweep-{base.stream.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     folder = Path(base.output) / name
@@ -135,21 +154,26 @@ def run_sweep(base: ExperimentConfig, strategies: list[str], seeds: list[int],
     parent = make_tracker(base.tracking.enabled, base.tracking.uri, base.tracking.experiment)
     params = {**flatten(base.to_dict()), "sweep.strategies": ",".join(strategies),
               "sweep.seeds": ",".join(map(str, seeds))}
+    if orders is not None:
+        params["sweep.orders"] = ",".join(map(str, orders))
     parent.start(name, params, {"cl_nlp.kind": "sweep", "stream": base.stream.name, "strategies": ",".join(strategies),
                                 "seeds": ",".join(map(str, seeds)), "cl_nlp_version": cl_nlp.__version__,
+                                **({"orders": ",".join(map(str, orders))} if orders is not None else {}),
                                 "git_commit": git_commit(), "run_dir": str(folder.resolve())})
     outcome = SweepOutcome(name, parent.run_id)
-    grid = [(s, seed) for seed in seeds for s in strategies]
-    echo(f"sweep {name}: {plural(len(strategies), 'strategy', 'strategies')} x {plural(len(seeds), 'seed')} = {plural(len(grid), 'run')} "
+    grid = [(s, seed, order) for order in (orders or [None]) for seed in seeds for s in strategies]
+    by_order = f" x {plural(len(orders), 'class order')}" if orders is not None else ""
+    echo(f"sweep {name}: {plural(len(strategies), 'strategy', 'strategies')} x {plural(len(seeds), 'seed')}{by_order} = {plural(len(grid), 'run')} "
          f"on {base.stream.name}"
          + (f" (MLflow parent run {parent.run_id})" if parent.run_id else "") + f" -> {folder}")
     try:
-        for k, (strategy, seed) in enumerate(grid, 1):
-            cfg = child_config(base, name, strategy, seed, strategy_sets.get(strategy, {}))
-            echo(f"\n[{k}/{len(grid)}] {strategy} seed {seed}")
+        for k, (strategy, seed, order) in enumerate(grid, 1):
+            cfg = child_config(base, name, strategy, seed, strategy_sets.get(strategy, {}), order)
+            what = f"{strategy} seed {seed}" + ("" if order is None else f" order {order}")
+            echo(f"\n[{k}/{len(grid)}] {what}")
             child = _run_child(cfg, parent, echo, debug)
             outcome.children.append(child)
-            echo(f"[{k}/{len(grid)}] {strategy} seed {seed}: {_child_line(child)}")
+            echo(f"[{k}/{len(grid)}] {what}: {_child_line(child)}")
         _finish(outcome, parent, folder, echo)
     except BaseException as exc:
         done = len(outcome.children)

@@ -203,3 +203,35 @@ def test_sweep_takes_the_run_options():
     for flag in ("--strategies", "--seeds", "--strategy-set", "--stream", "--config", "--model", "--set",
                  "--output", "--tracking-uri", "--experiment", "--no-tracking"):
         assert flag in out.stdout
+
+
+def test_sweep_over_class_orders_runs_each_order_and_averages_them(tiny_model, tmp_path, capsys):
+    main(["sweep", "--strategies", "naive", "--seeds", "0", "--orders", "3,4", "--model", tiny_model,
+          "--output", str(tmp_path), "--run-name", "orders", "--no-tracking", *sets(*SMALL_STREAM, *FAST_TRAIN)])
+    printed = capsys.readouterr().out
+    assert "1 strategies x 1 seeds x 2 class orders = 2 runs" in printed and "[2/2] naive seed 0 order 4: finished" in printed
+    from cl_nlp.config import read_yaml
+    from cl_nlp.streams import build_stream
+
+    classes = {}
+    for order in (3, 4):
+        run = tmp_path / "orders" / f"naive-seed0-order{order}"
+        stream_cfg = read_yaml(run / "config.yaml")["stream"]
+        assert stream_cfg["class_order_seed"] == order
+        options = {k: v for k, v in stream_cfg.items() if k != "name"}
+        classes[order] = [c for t in build_stream("clinc-cil", options).tasks for c in t.class_ids]
+        assert json.loads((run / "results.json").read_text())["stages_done"] == 2
+    names = {o: [build_stream("clinc-cil", {"n_tasks": 2, "classes_per_task": 3, "class_order_seed": o}).class_names[c]
+                 for c in classes[o]] for o in (3, 4)}
+    assert names[3] != names[4]  # the orders really put other intents in the tasks
+    summary = _csv_rows(tmp_path / "orders" / "comparison" / "summary.csv")
+    assert list(summary) == ["naive"] and summary["naive"]["runs"] == "2"  # one group: orders are replicates
+
+
+def test_orders_need_a_stream_with_class_orders(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", "--strategies", "naive", "--orders", "0,1", "--stream", "topics", "--no-tracking",
+              "--output", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "--orders sets stream.class_order_seed, which stream 'topics' does not have" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

@@ -29,8 +29,9 @@ from cl_nlp.evaluation import across_runs
 from cl_nlp.evaluation.metrics import intransigence
 from cl_nlp.evaluation.results import Results
 
-# Params that differ between seeds of one configuration without making it another one.
-_NOT_A_SETTING = ("seed", "run_name", "output")
+# Params that differ between seeds of one configuration without making it another one; class
+# orders (`cl-nlp sweep --orders`) are replicates too, as results are reported over orders.
+_NOT_A_SETTING = ("seed", "run_name", "output", "stream.class_order_seed")
 
 
 @dataclass

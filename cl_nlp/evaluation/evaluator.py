@@ -37,6 +37,7 @@ from cl_nlp.evaluation.cka import cka_null, debiased_cka, linear_cka
 from cl_nlp.evaluation.class_report import per_class_scores
 from cl_nlp.evaluation.intervals import wilson_interval
 from cl_nlp.evaluation.metric_keys import METRIC_PREFIX, PROBE_SECONDS
+from cl_nlp.evaluation.ncm import NCMReadout, ncm_stage_metrics
 from cl_nlp.evaluation.prediction import TaskPredictions, predict
 from cl_nlp.evaluation.probing import L2_GRID, NearestClassMean, fit_probe_selected, per_class_sample
 from cl_nlp.evaluation.results import Results
@@ -79,7 +80,7 @@ class Evaluator:
     def __init__(self, results: Results, tests: list[Examples], context: RunContext, batch_size: int = 128,
                  future_tasks: str = "next", *, trains: list[Examples] | None = None,
                  probes: ProbeSettings | None = None, class_names: list[str] | None = None,
-                 progress: Callable[[int, str, int], None] | None = None):
+                 progress: Callable[[int, str, int], None] | None = None, ncm: bool = False):
         self.results = results
         self.progress = progress  # progress(stage, what, examples): told of every batch (cl_nlp.progress)
         self.tests = tests
@@ -101,6 +102,10 @@ class Evaluator:
             results.task_classes = [np.flatnonzero(row.cpu().numpy()).tolist() for row in self.task_classes]
             results.test_class_counts = [[int(np.sum(t.labels == c)) for c in classes]
                                          for t, classes in zip(tests, results.task_classes)]
+        # NCM readout (cl_nlp.evaluation.ncm): prototypes from the probes' per-class sample settings.
+        settings = probes or ProbeSettings()
+        self.ncm = (NCMReadout(trains, self.task_classes, results.scenario, settings.per_class, settings.seed)
+                    if ncm and trains is not None else None)
         self.last_predictions: dict[int, TaskPredictions] = {}
         # Test features kept for drift: right after each task was learned, and before any training.
         self.learned_features: dict[int, np.ndarray] = {}
@@ -137,6 +142,8 @@ class Evaluator:
             self.record_probes(model, stage, out)
             when = "pretrained" if stage == 0 else self.results.task_names[stage - 1]
             self.results.timings[f"probe_seconds/{when}"] = time.perf_counter() - t0
+        if self.ncm is not None:  # NCM readout
+            self.ncm.record(self.results, model, stage, out, self.sample_features)
         if stage > 0:
             self.results.extra["retention"] = jsonable(assess_run(self.results, stage).to_dict())
         self.results.stages_done = max(self.results.stages_done, stage)
@@ -196,6 +203,11 @@ class Evaluator:
                 results.record_correct("probe_best_layer", stage, j, best[2])
                 results.record("probe_best_layer_index", stage, j, float(best[1]))
 
+    def sample_features(self, model: nn.Module, examples: Examples) -> np.ndarray:
+        """Pooled last-layer features of ``examples`` (what the NCM readout averages into prototypes)."""
+        return predict(model, examples, self.task_classes, self.pad_id, self.batch_size, self.device,
+                       across_processes=True).features
+
     def stage_metrics(self, stage: int) -> dict[str, float]:
         """Per-stage MLflow metrics of the retention question: ``probe_acc/<task>`` with
         ``probe_acc_lo/<task>`` and ``probe_acc_hi/<task>`` (95% Wilson), the same ``_lo``/``_hi``
@@ -222,15 +234,20 @@ class Evaluator:
                 out[key] = _num(e.get("value"))
                 out[key + "_lo"], out[key + "_hi"] = _num(e.get("lo")), _num(e.get("hi"))
             out[PROBE_SECONDS] = results.timings.get(f"probe_seconds/{results.task_names[stage - 1]}", math.nan)
+        out.update(ncm_stage_metrics(results, stage))  # NCM readout: ncm_acc_avg, ncm_bwt, ncm_forgetting
         return out
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The features drift is measured against (what a resumed run needs to go on measuring it)."""
         out = {f"learned/{j}": torch.from_numpy(f) for j, f in self.learned_features.items()}
         out.update({f"pretrained/{j}": torch.from_numpy(f) for j, f in self.pretrained_features.items()})
+        if self.ncm is not None:  # NCM readout: the class prototypes
+            out.update(self.ncm.state_dict())
         return out
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if self.ncm is not None:  # NCM readout: takes its ncm/<class> entries
+            state = self.ncm.load_state_dict(state)
         for key, value in state.items():
             kind, j = key.split("/")
             target = self.learned_features if kind == "learned" else self.pretrained_features

@@ -38,7 +38,8 @@ def accuracy_metrics(results: Results, stage: int) -> dict[str, float]:
     """``acc/<task>`` and ``task_aware_acc/<task>`` for each task learned so far, and ACC/BWT/
     forgetting/FWT so far, per reading."""
     out: dict[str, float] = {}
-    for name, suffix in READING_SUFFIX.items():
+    readings = dict(READING_SUFFIX, **({"ncm": "_ncm"} if "ncm" in results.matrices else {}))  # ncm: eval.ncm only
+    for name, suffix in readings.items():
         row = results.matrix(name)[stage - 1]
         for j in range(stage):
             out[task_key(name, results.task_names[j])] = float(row[j])

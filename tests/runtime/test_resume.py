@@ -211,3 +211,21 @@ def test_every_strategy_resumes_to_the_uninterrupted_result(strategy, tiny_model
     assert cut["stages_done"] == 2 and comparable(cut) == comparable(whole)
     a, b = final_weights(tmp_path / "whole"), final_weights(tmp_path / "cut")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_ncm_prototypes_survive_a_resume(tiny_model, tmp_path):
+    """The NCM readout's prototypes of task 1 come from the checkpoint, not from the resumed encoder."""
+    def config(run_name):
+        cfg = load_config(None, [*TINY3, "tracking.enabled=false", "eval.ncm=true"], model=tiny_model)
+        cfg.output, cfg.run_name = str(tmp_path), run_name
+        return cfg
+
+    quiet = lambda line: None  # noqa: E731
+    run_experiment(config("whole"), echo=quiet)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(config("cut"), tracker=InterruptAtStage(3), echo=quiet)
+    run_experiment(config("cut"), echo=quiet, resume=True)
+    whole, cut = read(tmp_path / "whole"), read(tmp_path / "cut")
+    assert cut["stages_done"] == 3 and comparable(cut) == comparable(whole)
+    assert all(v is not None for v in whole["matrices"]["ncm"][2])

@@ -50,9 +50,11 @@ def test_importance_is_the_mean_absolute_per_example_gradient_of_the_squared_out
     got = mas_importance(model, examples, names, pad_id=0, task_classes=TASK_CLASSES, upto=1, scenario=scenario,
                          batch_size=batch_size)
     if scenario == "task-incremental":
-        columns = lambda i: [0, 1] if examples.task_ids[i] == 0 else [2, 3]
+        def columns(i):
+            return [0, 1] if examples.task_ids[i] == 0 else [2, 3]
     else:
-        columns = lambda i: [0, 1, 2, 3]  # classes of tasks 0 .. 1
+        def columns(i):
+            return [0, 1, 2, 3]  # classes of tasks 0 .. 1
     assert_close(got, brute_force_importance(model, examples, columns))
     assert all(float(v.sum()) > 0 for n, v in got.items() if n.startswith("head."))
 

@@ -23,7 +23,8 @@ def through_checkpoint(state, folder):
                                           ("joint", {}), ("lora-merge", {"merge": "average", "r": 2}), ("lwf", {}),
                                           ("agem", {"size": 5, "memory_batch": 2}), ("der", {"size": 5, "per_batch": 2}),
                                           ("derpp", {"size": 5, "per_batch": 2}), ("er-ace", {"size": 5, "per_batch": 2}),
-                                          ("mas", {"samples": 4})])
+                                          ("mas", {"samples": 4}),
+                                          ("seq-star", {"warmup_epochs": 1}), ("o-lora", {"r": 2}), ("freeze", {})])
 def test_state_round_trip_restores_behaviour(name, options, tiny_model, tmp_path):
     ctx = StrategyContext(num_classes=4, seed=3)
     strategy, fresh = build_strategy(name, options, ctx), build_strategy(name, options, ctx)
@@ -54,4 +55,8 @@ def test_state_round_trip_restores_behaviour(name, options, tiny_model, tmp_path
     if name == "lora-merge":
         assert all(torch.equal(fresh.base[k], v) for k, v in strategy.base.items())
         assert all(torch.equal(fresh.deltas[0][k], v) for k, v in strategy.deltas[0].items())
+    if name == "o-lora":
+        assert all(torch.equal(fresh.subspaces[0][k], v) for k, v in strategy.subspaces[0].items())
+    if name == "seq-star":
+        assert fresh.warmed_up and strategy.warmed_up  # a resumed run never warms up again
     assert np.isfinite(list(strategy.figures().values())).all()
