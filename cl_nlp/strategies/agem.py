@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from cl_nlp.batching import collate
-from cl_nlp.distributed import process_layout, shard, sum_across_processes
 from cl_nlp.heads import training_logits
 from cl_nlp.options import require
+from cl_nlp.runtime.distributed import process_layout, shard, sum_across_processes
 from cl_nlp.strategies.base import Strategy, StrategyContext
 from cl_nlp.strategies.buffer import ReplayBuffer, buffer_figures
 from cl_nlp.strategies.registry import register_strategy

@@ -39,8 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cl_nlp.batching import Examples
-from cl_nlp.distributed import gather_slices
 from cl_nlp.options import require
+from cl_nlp.runtime.distributed import gather_slices
 from cl_nlp.strategies.base import ForwardOutput, Strategy, StrategyContext
 from cl_nlp.strategies.buffer import ReplayBuffer, buffer_figures
 from cl_nlp.strategies.registry import register_strategy

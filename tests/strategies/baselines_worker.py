@@ -20,13 +20,13 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # `tests.` helpers when run as a script
 
-from cl_nlp.checkpoint import split_tensors  # noqa: E402
 from cl_nlp.config import TrainConfig  # noqa: E402
 from cl_nlp.evaluation.evaluator import Evaluator  # noqa: E402
 from cl_nlp.evaluation.results import Results  # noqa: E402
 from cl_nlp.experiment import tokenize_stream  # noqa: E402
 from cl_nlp.heads import task_class_matrix  # noqa: E402
 from cl_nlp.models import build_model, load_tokenizer  # noqa: E402
+from cl_nlp.runtime.checkpoint import split_tensors  # noqa: E402
 from cl_nlp.strategies import StrategyContext, build_strategy  # noqa: E402
 from cl_nlp.streams import build_stream  # noqa: E402
 from cl_nlp.tracking import Tracker  # noqa: E402

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from cl_nlp.batching import Examples, collate
-from cl_nlp.distributed import shard
+from cl_nlp.runtime.distributed import shard
 from cl_nlp.strategies import StrategyContext
 from cl_nlp.strategies.er_ace import ERACE, ERACEOptions
 from tests.strategies.helpers import forward_output, task_data, tiny_classifier

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from cl_nlp.batching import Examples, collate
-from cl_nlp.distributed import process_layout, share, sum_across_processes
+from cl_nlp.runtime.distributed import process_layout, share, sum_across_processes
 from cl_nlp.strategies.ewc.per_example import AbsoluteGradientSums, Unsupported
 
 
