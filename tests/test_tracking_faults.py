@@ -19,7 +19,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from cl_nlp.cli import main
-from cl_nlp.tracking import HTTP_DEFAULTS, REACH_TIMEOUT, make_tracker
+from cl_nlp.tracking import make_tracker
+from cl_nlp.tracking_http import HTTP_DEFAULTS, REACH_TIMEOUT
 
 TINY3 = ["stream.n_tasks=3", "stream.classes_per_task=3", "stream.train_per_class=8", "stream.test_per_class=4",
          "train.epochs=2", "train.batch_size=8"]

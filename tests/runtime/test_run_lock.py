@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from cl_nlp import checkpoint
 from cl_nlp.cli import main
 from cl_nlp.config import load_config
 from cl_nlp.errors import UserError
 from cl_nlp.experiment import run_experiment
+from cl_nlp.runtime import checkpoint
 from cl_nlp.runtime.checkpoint import latest_checkpoint
 from cl_nlp.runtime.checkpoint_integrity import verify_checkpoint
 from cl_nlp.runtime.run_lock import LOCK_NAME, RunFolderLock

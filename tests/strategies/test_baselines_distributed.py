@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from cl_nlp.models import build_model
 from tests.strategies.baselines_worker import STRATEGIES, train
-from tests.test_distributed import ROOT, launch, no_dropout_bert
+from tests.runtime.test_distributed import ROOT, launch, no_dropout_bert
 
 
 @pytest.mark.slow
