@@ -178,7 +178,8 @@ def report(trainer: Trainer, results: Results, cfg: ExperimentConfig, stream: St
     tracker.set_description(verdict)
     tracker.log_metrics(final_metrics(results), step=len(stream))
     tracker.log_table(accuracy_table(results), TABLE_FILE)
-    kept = finish_folder(cfg, folder.path, trainer, tokenizer, stream) if folder.writes else None
+    kept = (finish_folder(cfg, folder.path, trainer, tokenizer, stream, tracking_failed=tracker.error is not None)
+            if folder.writes else None)
     # FINISHED before the folder's last upload, so MLflow's copy of status.json says so too.
     folder.write_status("FINISHED", results)
     tracker.log_artifact(folder.path)

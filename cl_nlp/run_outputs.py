@@ -81,9 +81,12 @@ def format_size(size: int) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"
 
 
-def finish_folder(cfg: Any, run_dir: Path, trainer: Any, tokenizer: Any, stream: Any) -> str:
+def finish_folder(cfg: Any, run_dir: Path, trainer: Any, tokenizer: Any, stream: Any, tracking_failed: bool = False) -> str:
     """Save the final model when asked, drop the resume checkpoint unless asked to keep it; returns
-    what the folder holds now, e.g. ``1.2 MB; checkpoint removed (--keep-checkpoint keeps it)``."""
+    what the folder holds now, e.g. ``1.2 MB; checkpoint removed (--keep-checkpoint keeps it)``.
+
+    With ``tracking_failed`` the checkpoint stays: MLflow's record of the run is incomplete, and
+    ``cl-nlp run --resume`` is what completes it (its final status) once the server is back."""
     notes = []
     if cfg.save.model:
         classes = {t.name: list(t.class_ids) for t in stream.tasks}
@@ -93,7 +96,9 @@ def finish_folder(cfg: Any, run_dir: Path, trainer: Any, tokenizer: Any, stream:
             notes.append(f"final model in {run_dir / MODEL_FOLDER}")
         except TypeError as exc:
             notes.append(f"model not saved: {exc}")
-    if not cfg.save.keep_checkpoint and remove_checkpoints(run_dir):
+    if tracking_failed and not cfg.save.keep_checkpoint:
+        notes.append("resume checkpoint kept: MLflow logging failed, and `--resume` completes its record")
+    elif not cfg.save.keep_checkpoint and remove_checkpoints(run_dir):
         notes.append("resume checkpoint removed, as --keep-checkpoint was not given")
     return "; ".join([format_size(folder_size(run_dir)), *notes])
 

@@ -14,6 +14,7 @@ from cl_nlp.evaluation.probing import per_class_sample
 from cl_nlp.evaluation.results import Results
 from cl_nlp.heads import task_class_matrix
 from cl_nlp.models import build_model, load_tokenizer
+from cl_nlp.run_context import RunContext
 from cl_nlp.streams import build_stream
 from tests.evaluation.test_evaluator import direct_features
 
@@ -59,10 +60,15 @@ def setup(tiny_model):
     return stream, tokenizer, trains, tests, build_model(tiny_model, stream.num_classes)
 
 
+def ctx(stream, tokenizer) -> RunContext:
+    return RunContext(stream.scenario, len(stream), stream.num_classes, pad_id=tokenizer.pad_token_id,
+                      task_classes=task_class_matrix(stream))
+
+
 def test_evaluator_ncm_matrix_uses_prototypes_from_when_each_task_was_learned(setup):
     stream, tokenizer, trains, tests, model = setup
     results = Results(stream.task_names, stream.scenario)
-    evaluator = Evaluator(results, tests, task_class_matrix(stream), tokenizer.pad_token_id, batch_size=64,
+    evaluator = Evaluator(results, tests, ctx(stream, tokenizer), batch_size=64,
                           trains=trains, probes=ProbeSettings(per_class=5, seed=3), ncm=True)
     samples = [t.subset(per_class_sample(t.labels, 5, seed=3 + j)) for j, t in enumerate(trains)]
     evaluator.evaluate(model, 0)
@@ -85,8 +91,8 @@ def test_evaluator_ncm_matrix_uses_prototypes_from_when_each_task_was_learned(se
         assert results.matrices["ncm"][1, j] == pytest.approx(np.mean(predicted == tests[j].labels))
     assert "ncm_acc_avg" in evaluator.stage_metrics(2)
 
-    restored = Evaluator(Results(stream.task_names, stream.scenario), tests, task_class_matrix(stream),
-                         tokenizer.pad_token_id, trains=trains, probes=ProbeSettings(per_class=5, seed=3), ncm=True)
+    restored = Evaluator(Results(stream.task_names, stream.scenario), tests, ctx(stream, tokenizer),
+                         trains=trains, probes=ProbeSettings(per_class=5, seed=3), ncm=True)
     restored.load_state_dict(evaluator.state_dict())
     assert sorted(restored.ncm.means) == sorted(evaluator.ncm.means) == sorted(
         itertools.chain(*(t.class_ids for t in stream.tasks)))

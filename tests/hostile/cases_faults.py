@@ -24,16 +24,16 @@ def fault(target: str, code: int):
 def interrupt_at_write(call: int):
     """Ctrl-C arriving as the ``call``-th results write starts (1: stage 1, 2: stage 2)."""
     def patch(mp, e: Env) -> None:
-        import cl_nlp.experiment as experiment
+        from cl_nlp.run_record import RunFolder
 
-        real, calls = experiment.write_outputs, []
+        real, calls = RunFolder.write_outputs, []
 
         def write(*args, **kwargs):
             calls.append(1)
             if len(calls) == call:
                 raise KeyboardInterrupt
             return real(*args, **kwargs)
-        mp.setattr(experiment, "write_outputs", write)
+        mp.setattr(RunFolder, "write_outputs", write)
     return patch
 
 

@@ -54,7 +54,7 @@ class Keeps(Strategy):
     def state_dict(self):
         return self.state
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state, model=None):
         self.state = state
 
 

@@ -84,7 +84,8 @@ def test_a_resume_arriving_mid_checkpoint_is_refused_and_the_run_keeps_every_che
             assert release.wait(120)
 
     monkeypatch.setattr(checkpoint, "save_file", frozen_mid_write)
-    cfg = load_config(None, [*TINY[1::2], "stream.n_tasks=3", "tracking.enabled=false"], model=tiny_model)
+    cfg = load_config(None, [*TINY[1::2], "stream.n_tasks=3", "tracking.enabled=false",
+                                    "save.keep_checkpoint=true"], model=tiny_model)
     cfg.output, cfg.run_name = str(tmp_path / "runs"), "racing"
     run_dir = tmp_path / "runs" / "racing"
     outcome: dict = {}

@@ -52,10 +52,9 @@ def train(name: str, options: dict, model_path: str, batch_size: int, accelerato
     model = build_model(model_path, stream.num_classes)
     context = StrategyContext(stream.scenario, len(stream), stream.num_classes, 0, cfg.batch_size, accelerator.device,
                               pad_id=tokenizer.pad_token_id, task_classes=classes)
-    evaluator = Evaluator(Results(stream.task_names, stream.scenario), [d.test for d in data], classes,
-                          tokenizer.pad_token_id, batch_size=5, device=accelerator.device)
-    trainer = Trainer(model, build_strategy(name, options, context), evaluator, Tracker(), cfg, classes,
-                      stream.scenario, tokenizer.pad_token_id, 0, accelerator, show_progress=False)
+    evaluator = Evaluator(Results(stream.task_names, stream.scenario), [d.test for d in data], context, batch_size=5)
+    trainer = Trainer(model, build_strategy(name, options, context), evaluator, Tracker(), cfg, context, accelerator,
+                      show_progress=False)
     trainer.fit(data)  # raises if the processes' weights or strategy states differ after a task
     return trainer
 

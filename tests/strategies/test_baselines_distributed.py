@@ -8,8 +8,8 @@ import torch
 from safetensors.torch import load_file
 
 from cl_nlp.models import build_model
-from tests.strategies.baselines_worker import STRATEGIES, train
 from tests.runtime.test_distributed import ROOT, launch, no_dropout_bert
+from tests.strategies.baselines_worker import STRATEGIES, train
 
 
 @pytest.mark.slow

@@ -128,7 +128,7 @@ def test_guide_strategy_runs_from_the_cli_and_resumes_bit_exactly(which, guide_f
 
     def config(run_name):
         cfg = load_config(None, [*SMALL_STREAM, "train.epochs=1", "train.batch_size=8", "train.lr=0.003",
-                                 "tracking.enabled=false"], strategy=guide_files[which], model=tiny_model)
+                                 "tracking.enabled=false", "save.keep_checkpoint=true"], strategy=guide_files[which], model=tiny_model)
         cfg.output, cfg.run_name = str(tmp_path), run_name
         return cfg
 

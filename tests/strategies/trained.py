@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from cl_nlp.config import TrainConfig
+from cl_nlp.run_context import RunContext
 from cl_nlp.tracking import Tracker
 from cl_nlp.training import Trainer
 
@@ -13,8 +14,9 @@ def learn(strategy, model, task, task_classes: torch.Tensor, lr: float = 1e-2, e
           weight_decay: float = 0.01, scenario: str = "class-incremental"):
     """``before_task``, the trainer's optimisation loop, ``after_task``: one stage without evaluation."""
     cfg = TrainConfig(epochs=epochs, batch_size=4, lr=lr, weight_decay=weight_decay, warmup_ratio=0.0, device="cpu")
-    trainer = Trainer(model, strategy, evaluator=None, tracker=Tracker(), cfg=cfg, task_classes=task_classes,
-                      scenario=scenario, pad_id=0, seed=strategy.context.seed)
+    context = RunContext(scenario, task_classes.shape[0], task_classes.shape[1], strategy.context.seed, cfg.batch_size,
+                         pad_id=0, task_classes=task_classes)
+    trainer = Trainer(model, strategy, evaluator=None, tracker=Tracker(), cfg=cfg, context=context)
     trainer.model = strategy.before_task(task, model)
     trainer.train_task(task)
     return strategy.after_task(task, trainer.model)
