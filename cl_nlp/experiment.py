@@ -54,6 +54,7 @@ class RunOutcome:
     run_id: str | None
     seconds: float
     tracking_error: str | None = None  # set when MLflow logging failed part-way (results are complete on disk)
+    tracking_ended: bool | None = None  # False: the MLflow run's final status never reached the server
 
 
 def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: Echo = print,
@@ -88,7 +89,8 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
         folder.end(results)
         echo_results(results, verdict, f"\nwall time {seconds:.0f}s; results in {folder.path} ({kept})", echo)
         echo_tracking(folder.tracker, cfg, time.perf_counter() - started, echo)
-        return RunOutcome(folder.path, results, folder.tracker.run_id, seconds, folder.tracker.error)
+        tracker = folder.tracker
+        return RunOutcome(folder.path, results, tracker.run_id, seconds, tracker.error, tracker.ended)
 
 
 def validate(cfg: ExperimentConfig) -> Stream:
@@ -98,7 +100,7 @@ def validate(cfg: ExperimentConfig) -> Stream:
     the model's folder and its positions against ``model.max_length``); then the stream is built
     and checked (files, columns, labels, scenario), which is cheap next to loading a model.
     """
-    check_run_name(cfg.run_name)
+    check_run_name(cfg.run_name, "run_name (--run-name)")
     check_output(cfg.output)
     stream_options(cfg.stream.name, cfg.stream.options)
     strategy_options(cfg.strategy.name, cfg.strategy.options)

@@ -105,7 +105,7 @@ def validate_sweep(base: ExperimentConfig, strategies: list[str]) -> None:
     from cl_nlp.strategies import get_strategy_spec
     from cl_nlp.streams import stream_options
 
-    check_run_name(base.run_name)  # the sweep's folder name
+    check_run_name(base.run_name, "run_name (--run-name)")  # the sweep's folder name
     check_output(base.output)
     for name in strategies:
         get_strategy_spec(name)

@@ -46,6 +46,7 @@ class Tracker:
     error: str | None = None  # the first logging failure, once calls failed after their retries
     error_reported: bool = False  # whether the user was told about :attr:`error`
     seconds: float = 0.0  # wall time spent inside tracking calls, setting up the store included
+    ended: bool | None = None  # whether :meth:`end` reached the store (None: nothing is recorded)
 
     def start(self, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> None:
         """Open a run and record its flattened config and tags."""

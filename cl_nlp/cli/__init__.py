@@ -23,6 +23,10 @@ from cl_nlp.cli import compare_command, listing, report_command, run_command, sw
 def quiet_libraries() -> None:
     """Keep library chatter (weight-loading reports, store migrations) out of the run's output."""
     import logging
+    import warnings
+
+    # A model folder holding a pickle is refused in one line; torch's note about its protocol is noise.
+    warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -88,8 +88,10 @@ def run(strategy: str | None, stream: str | None, config_path: str | None, model
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     if outcome.tracking_error:
+        pending = ("; its MLflow run is still marked RUNNING: `cl-nlp run --resume "
+                   f"{outcome.run_dir}` sets its status once the server is back" if outcome.tracking_ended is False else "")
         click.echo(f"warning: the run finished and {outcome.run_dir} holds every result, but MLflow logging failed "
-                   f"({outcome.tracking_error}); exit status 3", err=True)
+                   f"({outcome.tracking_error}){pending}; exit status 3", err=True)
         sys.exit(3)
 
 

@@ -1,17 +1,22 @@
-"""Checkpoint files without training: state round trips, RNG restore, atomic writes, no pickle."""
+"""Checkpoint files without training: state round trips, RNG restore, atomic writes, no pickle,
+and the manifest that names any file changed after it was written."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import random
+import shutil
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
+from cl_nlp.errors import UserError
 from cl_nlp.evaluation.results import Results
 from cl_nlp.runtime.checkpoint import (
     NonFiniteWeights,
@@ -22,6 +27,8 @@ from cl_nlp.runtime.checkpoint import (
     save_checkpoint,
     split_tensors,
 )
+from cl_nlp.runtime.checkpoint_integrity import DamagedCheckpoint, verify_checkpoint, write_manifest
+from cl_nlp.runtime.resume import find_resumable
 from cl_nlp.runtime.rng import capture_rng, restore_rng
 from cl_nlp.strategies.base import Strategy
 
@@ -146,3 +153,78 @@ def test_nan_weights_are_never_checkpointed(tmp_path):
     with pytest.raises(NonFiniteWeights, match="NaN/inf during task 2"):
         save_checkpoint(tmp_path, trainer, 2)
     assert latest_checkpoint(tmp_path).stage == 1
+
+
+def evaluated_trainer():
+    """A trainer whose checkpoint holds every file kind, the evaluator's tensors included."""
+    trainer = fake_trainer(Tied(), Keeps({"fisher": {"w": torch.rand(5, 3)}, "seen": 1}))
+    trainer.evaluator.state_dict = lambda: {"features_0": torch.rand(4, 3)}
+    return trainer
+
+
+def flip(path, offset_from_end: int = 8) -> None:
+    data = bytearray(path.read_bytes())
+    data[-offset_from_end] ^= 0xFF  # past any header: the content, not the framing
+    path.write_bytes(bytes(data))
+
+
+def test_the_manifest_names_every_file_whose_bytes_were_flipped(tmp_path):
+    path = save_checkpoint(tmp_path / "run", evaluated_trainer(), 1)
+    names = sorted(p.name for p in path.iterdir())
+    assert names == ["evaluator.safetensors", "manifest.json", "model.safetensors", "results.json", "rng.safetensors",
+                     "state.json", "strategy.json", "strategy.safetensors"]
+    manifest = json.loads((path / "manifest.json").read_text())["files"]
+    assert sorted(manifest) == [n for n in names if n != "manifest.json"]
+    for name, digest in manifest.items():  # an independent hash of each file agrees with the manifest
+        assert hashlib.sha256((path / name).read_bytes()).hexdigest() == digest
+    verify_checkpoint(latest_checkpoint(tmp_path / "run"), "start over")  # whole: no error
+
+    for name in names:
+        copy = tmp_path / f"flipped-{name}"
+        shutil.copytree(tmp_path / "run", copy)
+        flip(copy / "checkpoints" / path.name / name)
+        ckpt = latest_checkpoint(copy)
+        if ckpt is None:  # the flip broke state.json's JSON: --resume names it while looking for a checkpoint
+            assert name == "state.json"
+            (copy / "config.yaml").write_text("seed: 0\n")
+            with pytest.raises(UserError, match="stage-001 is damaged: its state.json is unreadable"):
+                find_resumable(copy)
+            continue
+        with pytest.raises(DamagedCheckpoint) as info:
+            verify_checkpoint(ckpt, "start over")
+        message = str(info.value)
+        assert name in message and message.endswith("; start over") and len(message.splitlines()) == 1, message
+        if name != "manifest.json":
+            assert f"{name} does not match its SHA-256 in manifest.json" in message
+
+
+def test_a_checkpoint_that_changed_consistently_is_still_checked_by_content(tmp_path):
+    """A writer's change (the manifest agrees) to NaN weights or a dangling tensor reference is refused too."""
+    path = save_checkpoint(tmp_path, evaluated_trainer(), 1)
+    weights = load_file(path / "model.safetensors")
+    weights["embed.weight"][0, 0] = float("nan")
+    save_file(weights, str(path / "model.safetensors"))
+    write_manifest(path, 2)
+    with pytest.raises(DamagedCheckpoint, match=r"model.safetensors holds NaN/inf weights \('embed.weight'\)"):
+        verify_checkpoint(latest_checkpoint(tmp_path), "start over")
+
+    path = save_checkpoint(tmp_path / "b", evaluated_trainer(), 1)
+    tree = json.loads((path / "strategy.json").read_text())
+    tree["fisher"]["w"] = {"__tensor__": "t404"}
+    (path / "strategy.json").write_text(json.dumps(tree))
+    write_manifest(path, 2)
+    with pytest.raises(DamagedCheckpoint, match="strategy.json refers to tensor 't404'"):
+        verify_checkpoint(latest_checkpoint(tmp_path / "b"), "start over")
+
+
+def test_a_failed_write_leaves_no_partial_folder_and_the_last_checkpoint_whole(tmp_path, monkeypatch):
+    trainer = evaluated_trainer()
+    save_checkpoint(tmp_path, trainer, 1)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr("cl_nlp.runtime.checkpoint.save_file", full_disk)
+    with pytest.raises(OSError):
+        save_checkpoint(tmp_path, trainer, 2)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["stage-001"]
+    verify_checkpoint(latest_checkpoint(tmp_path), "start over")

@@ -166,7 +166,11 @@ def test_nan_loss_stops_the_run_and_the_last_checkpoint_resumes(tiny_model, tmp_
     resumed = read(run_dir)
     assert resumed["stages_done"] == 3 and resumed["matrices"]["live"][0] == after_first
     assert all(v is not None for v in resumed["matrices"]["live"][2])
-    assert client.get_run(failed.info.run_id).info.status == "FINISHED"  # the same MLflow run, finished
+    finished = client.get_run(failed.info.run_id)
+    assert finished.info.status == "FINISHED"  # the same MLflow run, finished
+    # ...without the stale reason of its earlier failure, which is kept as history.
+    assert "failure_reason" not in finished.data.tags
+    assert finished.data.tags["cl_nlp.earlier_failure"].startswith("NonFiniteLoss: training loss became nan")
 
 
 class InterruptAtStage(Tracker):
