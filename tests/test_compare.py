@@ -147,7 +147,7 @@ def test_intransigence_is_measured_against_the_joint_runs_diagonal(tmp_path):
 
 
 def _verdict_run(strategy, seed, final_live, p0=0.97):
-    results = constructed_run([[0.95], [final_live, 0.95]], [[0.98], [0.97, 0.98]], [p0, p0])
+    results = constructed_run([[0.95], [final_live, 0.95]], [[0.98], [0.97, 0.98]], [p0, p0], per_class=20)
     run = ComparedRun(f"id-{strategy}-{seed}", f"{strategy}-seed{seed}", strategy, "s", str(seed), "FINISHED",
                       {"final/acc": 0.5}, {"seed": str(seed)}, results)
     return run
