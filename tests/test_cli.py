@@ -49,8 +49,23 @@ def test_run_logs_matrix_and_forgetting_curves(tiny_model, tmp_path, tracking_ur
     assert {"final/probe_acc", "final/probe_bwt", "final/probe_forgetting", "final/pretrained_probe_acc"} <= set(final)
     assert final["final/pretrained_probe_acc"] == pytest.approx(sum(results["before"]["probe"]) / 2)
     verdict = run.data.tags["mlflow.note.content"]
-    assert "Live accuracy right after learning" in verdict and verdict in printed
-    assert {"report.md", "retention_curves.png", "matrices.png", "classification_report.csv"} <= artifacts
+    assert verdict.startswith("- Verdict: ") and verdict in printed
+    assert {"report.md", "retention.json", "retention_curves.png", "matrices.png",
+            "classification_report.csv"} <= artifacts
+
+    # Intervals: per task and stage in MLflow, per example in results.json, final bounds.
+    lo = client.get_metric_history(run.info.run_id, "probe_acc_lo/clinc1")
+    assert [m.step for m in lo] == [1, 2] and lo[-1].value <= probe[-1].value
+    assert client.get_metric_history(run.info.run_id, "acc_hi/clinc2")[-1].value >= second[-1].value
+    assert results["correct"]["live"]["2"]["clinc1"]["n"] == 12  # 3 intents x 4 test utterances
+    # (a 1-epoch tiny random BERT learns nothing above chance, so averages over learned tasks are not logged)
+    assert {"final/pretrained_probe_acc_lo", "final/cka_debiased", "final/tasks_learned"} <= set(final)
+
+    # `cl-nlp report` re-derives the same verdict from the run folder alone.
+    run_dir = tmp_path / "runs" / "e2e"
+    (run_dir / "report.md").unlink()
+    main(["report", str(run_dir)])
+    assert verdict in capsys.readouterr().out and verdict in (run_dir / "report.md").read_text()
 
 
 def test_help_is_complete():

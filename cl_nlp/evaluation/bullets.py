@@ -15,6 +15,7 @@ from cl_nlp.evaluation.claim_text import (
     CATEGORY_WORDS,
     SOURCE_WORDS,
     drift_claims,
+    fate_evidence,
     forgetting_claims,
     gain_fate_claims,
     learning_claims,
@@ -35,7 +36,7 @@ HEADLINES = {
     "never_learned": "nothing was shown to be learned, so nothing can be said about forgetting",
     "one_task": "one task learned: nothing could be forgotten yet",
     "nothing_to_forget": "no earlier task was shown to be learned: nothing to forget",
-    "not_forgotten": "not forgotten (live accuracy on earlier tasks within the margin)",
+    "not_forgotten": "not forgotten (live accuracy on earlier tasks did not drop beyond the margin)",
     "readout": "forgotten in the readout (the classifier), not the representation",
     "both": "forgotten in both the readout and the representation",
     "representation_unclear": "forgotten; whether the representation kept it cannot be told",
@@ -48,7 +49,7 @@ SOURCE_HEADLINES = {"pretraining": "what the probes found right after learning c
                     "none": "neither probe is shown above chance: no evidence the encoder holds the tasks",
                     "mixed": "the knowledge source differs between tasks",
                     "undetermined": "the knowledge source cannot be told on every task"}
-FATE_HEADLINES = {"survives": "; part of fine-tuning's gain survives to the end",
+FATE_HEADLINES = {"survives": "; fine-tuning's gain survives to the end, at least in part",
                   "back_to_pretrained": "; at the end fine-tuning's part is gone (back at the pretrained level)",
                   "below_pretrained": "; at the end fine-tuning's part is gone, and some of pretraining's with it",
                   "unclear": "; whether fine-tuning's part survives cannot be told"}
@@ -75,7 +76,8 @@ def _headline(run: RunRetention) -> list[Claim]:
         ev = [evidence("learned", t.task, t.tests["learned"], t.chance) for t in run.tasks]
     # Without a live-change estimate (no test sizes) the category is no outcome of an interval: plain words.
     kind = "limit" if run.category == "cannot_tell" and "live_change" not in run.aggregates else run.category
-    out = [Claim("headline", kind, f"Verdict: {HEADLINES[run.category]}.", ev)]
+    words = "cannot tell: no test-set sizes, so no intervals" if kind == "limit" else HEADLINES[run.category]
+    out = [Claim("headline", kind, f"Verdict: {words}.", ev)]
     if run.source is not None:
         src = [e for t in run.tasks if t.source is not None for e in
                (evidence("pretrained_vs_chance", t.task, t.tests["pretrained_vs_chance"], t.chance, t.margin),
@@ -87,10 +89,7 @@ def _headline(run: RunRetention) -> list[Claim]:
         fate = ""
         if run.source in ("both", "fine-tuning") and run.gain_fate is not None:
             fate = FATE_HEADLINES[run.gain_fate]
-            members = [t for t in run.tasks if t.task in run.members["gained_final_vs_pretrained"]]
-            src.append(evidence("gained_final_vs_pretrained", "final probe - P0 where the probe gained",
-                                run.aggregates["gained_final_vs_pretrained"], 0.0,
-                                float(np.mean([t.margin for t in members]))))
+            src += fate_evidence(run)
         out.append(Claim("headline", f"source_{run.source}", f"Source: {SOURCE_HEADLINES[run.source]}{scope}{fate}.",
                          src))
     return out

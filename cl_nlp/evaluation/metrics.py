@@ -1,6 +1,6 @@
 """Continual-learning metrics as pure functions of an accuracy matrix.
 
-Conventions (0-based indices here, 1-based in DESIGN.md):
+Conventions (0-based indices here; the papers cited below index tasks from 1):
 ``R[i, j]`` is the accuracy on task ``j`` after training through task ``i``; cells never
 evaluated are NaN. ``b[j]`` is the accuracy on task ``j`` before any training. ``stage`` is
 the number of tasks learned so far (1..T); every function reports the metric *as of* that

@@ -25,9 +25,9 @@ Everything here is plain torch/numpy on CPU, deterministic for given inputs:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch

@@ -139,7 +139,7 @@ class Results:
         return out
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Results:
+    def from_dict(cls, d: dict[str, Any]) -> "Results":
         names = list(d["task_names"])
         index = {name: j for j, name in enumerate(names)}
         correct = {reading: {int(stage): {index[t]: unpack_correct(v) for t, v in tasks.items()}
@@ -166,5 +166,5 @@ class Results:
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> Results:
+    def load(cls, path: str | Path) -> "Results":
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))

@@ -5,13 +5,17 @@ import statistics
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from cl_nlp.comparison.runs import rebuild_results
 from cl_nlp.comparison.comparison import ComparedRun, group_runs, select_runs, write_comparison
 from cl_nlp.errors import UserError
 from cl_nlp.comparison.plots import seed_mean_std
-from cl_nlp.evaluation.results import Results
 from cl_nlp.comparison.summary_table import format_cell, mean_std, summarize
+from cl_nlp.evaluation.across_runs import group_verdicts
+from cl_nlp.evaluation.results import Results
+from cl_nlp.evaluation.retention_overall import assess_run
+from tests.evaluation.constructed import constructed_run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NAN = float("nan")
@@ -144,3 +148,33 @@ def test_counts_are_printed_in_good_grammar():
 
     assert [plural(1, "finished run"), plural(2, "group"), plural(1, "strategy", "strategies"),
             plural(3, "strategy", "strategies")] == ["1 finished run", "2 groups", "1 strategy", "3 strategies"]
+
+
+# ---- the retention verdict across runs ----
+
+
+def _verdict_run(strategy, seed, final_live, p0=0.97):
+    results = constructed_run([[0.95], [final_live, 0.95]], [[0.98], [0.97, 0.98]], [p0, p0], per_class=20)
+    run = ComparedRun(f"id-{strategy}-{seed}", f"{strategy}-seed{seed}", strategy, "s", str(seed), "FINISHED",
+                      {"final/acc": 0.5}, {"seed": str(seed)}, results)
+    return run
+
+
+def test_verdict_quantities_get_a_t_interval_across_runs_and_answers_only_where_runs_agree(tmp_path):
+    naive = [_verdict_run("naive", s, v) for s, v in enumerate((0.10, 0.20, 0.15))]
+    mixed = [_verdict_run("ewc", 0, 0.10), _verdict_run("ewc", 1, 0.93, p0=0.40)]
+    (g_naive, g_mixed) = group_verdicts({"naive": [r.results for r in naive], "ewc": [r.results for r in mixed]})
+    changes = [assess_run(r.results).aggregates["live_change"].value for r in naive]
+    assert changes == pytest.approx([0.10 - 0.95, 0.20 - 0.95, 0.15 - 0.95])
+    mean, lo, hi, n = g_naive.stats["live_change"]
+    ref = stats.t.interval(0.95, 2, loc=np.mean(changes), scale=stats.sem(changes))
+    assert n == 3 and (mean, lo, hi) == pytest.approx((np.mean(changes), *ref))
+    assert g_naive.category == "readout" and g_naive.source == "pretraining"
+    assert g_naive.answer(g_naive.sources, g_naive.source) == "pretraining (3 of 3 runs)"
+    assert g_mixed.category is None and g_mixed.source is None
+    assert g_mixed.answer(g_mixed.categories, None) == "no answer: runs disagree (1 readout, 1 not_forgotten)"
+    comparison = write_comparison([*naive, *mixed], tmp_path / "cmp")
+    report = (tmp_path / "cmp" / "report.md").read_text()
+    assert "## Retention verdict across runs" in report
+    assert "- **naive**: forgetting — readout (3 of 3 runs); knowledge source — pretraining (3 of 3 runs)." in report
+    assert [g.label for g in comparison.verdicts] == ["naive", "ewc"]

@@ -8,11 +8,7 @@ from cl_nlp.batching import encode
 from cl_nlp.evaluation.cka import debiased_cka, linear_cka
 from cl_nlp.evaluation.evaluator import Evaluator, ProbeSettings
 from cl_nlp.evaluation.intervals import wilson_interval
-from cl_nlp.evaluation.probing import (
-    NearestClassMean,
-    fit_probe_selected,
-    per_class_sample,
-)
+from cl_nlp.evaluation.probing import NearestClassMean, fit_probe_selected, per_class_sample
 from cl_nlp.evaluation.results import Results
 from cl_nlp.heads import task_class_matrix
 from cl_nlp.models import build_model, load_tokenizer

@@ -1,4 +1,5 @@
-"""Metrics checked against values worked out by hand from DESIGN.md's formulas."""
+"""Metrics checked against values worked out by hand from the papers' formulas (Lopez-Paz & Ranzato 2017,
+Chaudhry et al. 2018)."""
 
 import math
 

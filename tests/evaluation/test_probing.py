@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from cl_nlp.evaluation.probing import fit_probe, per_class_sample, probe_accuracy
+from cl_nlp.evaluation.probing import (
+    L2_GRID,
+    NearestClassMean,
+    fit_probe,
+    fit_probe_selected,
+    per_class_sample,
+    probe_accuracy,
+    validation_split,
+)
 
 
 def clusters(n_per_class: int, n_classes: int, dims: int, seed: int, spread: float = 0.3, labels_from: int = 10):
@@ -79,14 +87,6 @@ def test_bad_shapes_are_refused():
 
 
 # ---- L2 chosen on validation, nearest class mean ----
-
-from cl_nlp.evaluation.probing import (
-    L2_GRID,
-    NearestClassMean,
-    fit_probe_selected,
-    validation_split,
-)
-
 
 def test_validation_split_holds_out_a_third_of_each_class_and_never_a_whole_class():
     labels = np.array([0] * 30 + [1] * 9 + [2] * 2 + [3])
