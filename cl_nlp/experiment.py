@@ -89,8 +89,8 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
         folder.end(results)
         echo_results(results, verdict, f"\nwall time {seconds:.0f}s; results in {folder.path} ({kept})", echo)
         echo_tracking(folder.tracker, cfg, time.perf_counter() - started, echo)
-        return RunOutcome(folder.path, results, folder.tracker.run_id, seconds, folder.tracker.error,
-                          folder.tracker.ended)
+        tracker = folder.tracker
+        return RunOutcome(folder.path, results, tracker.run_id, seconds, tracker.error, tracker.ended)
 
 
 def validate(cfg: ExperimentConfig) -> Stream:

@@ -130,7 +130,7 @@ class RunFolder:
         info = {"status": status, "stages_done": results.stages_done, "tasks": results.num_tasks, "reason": reason,
                 "checkpoint": str(ckpt.path.relative_to(self.path)) if ckpt else None,
                 "tracking": {"run_id": tracker.run_id, "error": tracker.error, "seconds": round(tracker.seconds, 3),
-                         "status_sent": tracker.ended}}  # False: `--resume` sets the MLflow run's status
+                             "status_sent": tracker.ended}}  # False: `--resume` sets the MLflow run's status
         tmp = self.path / "status.json.tmp"
         tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         tmp.replace(self.path / "status.json")

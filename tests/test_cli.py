@@ -58,7 +58,8 @@ def test_run_logs_matrix_and_forgetting_curves(tiny_model, tmp_path, tracking_ur
     assert [m.step for m in lo] == [1, 2] and lo[-1].value <= probe[-1].value
     assert client.get_metric_history(run.info.run_id, "acc_hi/clinc2")[-1].value >= second[-1].value
     assert results["correct"]["live"]["2"]["clinc1"]["n"] == 12  # 3 intents x 4 test utterances
-    assert {"final/live_change", "final/live_change_lo", "final/cka_debiased", "final/tasks_learned"} <= set(final)
+    # (a 1-epoch tiny random BERT learns nothing above chance, so averages over learned tasks are not logged)
+    assert {"final/pretrained_probe_acc_lo", "final/cka_debiased", "final/tasks_learned"} <= set(final)
 
     # `cl-nlp report` re-derives the same verdict from the run folder alone.
     run_dir = tmp_path / "runs" / "e2e"

@@ -15,6 +15,7 @@ from cl_nlp.evaluation.claim_text import (
     CATEGORY_WORDS,
     SOURCE_WORDS,
     drift_claims,
+    fate_evidence,
     forgetting_claims,
     gain_fate_claims,
     learning_claims,
@@ -48,7 +49,7 @@ SOURCE_HEADLINES = {"pretraining": "what the probes found right after learning c
                     "none": "neither probe is shown above chance: no evidence the encoder holds the tasks",
                     "mixed": "the knowledge source differs between tasks",
                     "undetermined": "the knowledge source cannot be told on every task"}
-FATE_HEADLINES = {"survives": "; part of fine-tuning's gain survives to the end",
+FATE_HEADLINES = {"survives": "; fine-tuning's gain survives to the end, at least in part",
                   "back_to_pretrained": "; at the end fine-tuning's part is gone (back at the pretrained level)",
                   "below_pretrained": "; at the end fine-tuning's part is gone, and some of pretraining's with it",
                   "unclear": "; whether fine-tuning's part survives cannot be told"}
@@ -88,10 +89,7 @@ def _headline(run: RunRetention) -> list[Claim]:
         fate = ""
         if run.source in ("both", "fine-tuning") and run.gain_fate is not None:
             fate = FATE_HEADLINES[run.gain_fate]
-            members = [t for t in run.tasks if t.task in run.members["gained_final_vs_pretrained"]]
-            src.append(evidence("gained_final_vs_pretrained", "final probe - P0 where the probe gained",
-                                run.aggregates["gained_final_vs_pretrained"], 0.0,
-                                float(np.mean([t.margin for t in members]))))
+            src += fate_evidence(run)
         out.append(Claim("headline", f"source_{run.source}", f"Source: {SOURCE_HEADLINES[run.source]}{scope}{fate}.",
                          src))
     return out

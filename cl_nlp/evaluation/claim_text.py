@@ -34,8 +34,12 @@ SOURCE_WORDS = {
     "both": "the untouched encoder's probe was above chance and fine-tuning added to it",
     "fine-tuning": "the untouched encoder's probe was at chance and fine-tuning raised it",
     "none": "neither the pretrained probe nor the probe after learning is shown above chance",
-    "undetermined": "the intervals cannot tell whether the pretrained probe is above chance or whether fine-tuning added to it",
+    "undetermined": "the intervals do not decide",
 }
+
+# What an unclear comparison leaves open, for tasks whose source is undetermined.
+UNDECIDED_SOURCE = {"pretrained_vs_chance": "whether the pretrained probe is above chance",
+                    "gain": "whether fine-tuning changed it"}
 
 
 def level_text(level: float) -> str:
@@ -234,6 +238,9 @@ def source_claims(run: RunRetention) -> list[Claim]:
         if "gain" in t.differences:
             ev.append(_task_change(t, "gain", "gain"))
             text += f", gain {points(t.differences['gain'].value)}, {pts_interval(t.differences['gain'])}"
+        if t.source == "undetermined":
+            text += ": cannot tell " + " or ".join(UNDECIDED_SOURCE[k] for k in UNDECIDED_SOURCE
+                                                     if t.outcomes.get(k, UNCLEAR) == UNCLEAR)
         out.append(Claim("source", f"source_{t.source}", text + ")", ev, [t.chance, t.margin], [t.task]))
     if "gain" in run.aggregates:
         g, p0 = run.aggregates["gain"], run.aggregates["pretrained_probe"]
@@ -244,30 +251,42 @@ def source_claims(run: RunRetention) -> list[Claim]:
     return out
 
 
+def fate_evidence(run: RunRetention) -> list[Evidence]:
+    """The three estimates the fate of fine-tuning's gain rests on (see ``retention_overall.gain_fate``)."""
+    members = [t for t in run.tasks if t.task in run.members["gained_final_vs_pretrained"]]
+    margin = sum(t.margin for t in members) / len(members)
+    kept = run.aggregates["gained_final_vs_pretrained"]
+    return [evidence("gained_final_vs_pretrained", "final probe - P0, gained tasks", kept),
+            evidence("gained_final_within_margin", "final probe - P0 within the margin", kept, 0.0, margin),
+            evidence("gained_probe_change", "probe change, gained tasks", run.aggregates["gained_probe_change"])]
+
+
 def gain_fate_claims(run: RunRetention) -> list[Claim]:
     """On earlier tasks whose probe gained from fine-tuning: how much of that gain is left."""
     if run.gain_fate is None:
         return []
-    e = _pair(run, "gained_final_vs_pretrained")
-    tasks = names(run.members["gained_final_vs_pretrained"])
-    where = f"on {tasks} (earlier tasks whose probe gained from fine-tuning)"
-    change = f"{points(e.estimate.value)}, {pts_interval(e.estimate)}"
+    ev = fate_evidence(run)
+    kept, within, drop = ev
+    where = (f"on {names(run.members['gained_final_vs_pretrained'])} (earlier tasks whose probe gained from "
+             "fine-tuning)")
+    change = f"{points(kept.estimate.value)}, {pts_interval(kept.estimate)}"
+    fell = f"{points(drop.estimate.value)}, {pts_interval(drop.estimate)}"
     survive = run.aggregates.get("surviving_share")
     text = {
-        "survives": f"What fine-tuning added survives in part: {where}, the final probe is above the pretrained "
-                    f"encoder's ({change})" + (f"; {share_interval(survive)} of the gain survives"
-                                                if survive and math.isfinite(survive.value) else "") + ".",
-        "back_to_pretrained": f"What fine-tuning added is gone: {where}, the final probe is back at the pretrained "
-                              f"encoder's level ({change}, within the {margin_text(e.margin)}).",
+        "survives": f"What fine-tuning added survives, at least in part: {where}, the final probe is still above the "
+                    f"pretrained encoder's ({change})" + (f"; {share_interval(survive)} of the gain survives"
+                                                          if survive and math.isfinite(survive.value) else "") + ".",
+        "back_to_pretrained": f"What fine-tuning added is gone: {where}, the probe fell since right after learning "
+                              f"({fell}) and is back at the pretrained encoder's level ({change}, within the "
+                              f"{margin_text(within.margin)}).",
         "below_pretrained": f"What fine-tuning added is gone, and more: {where}, the final probe is below the pretrained "
                             f"encoder's ({change}) — the representation lost all that fine-tuning added and part of "
                             "what pretraining knew.",
         "unclear": f"Cannot tell how much of what fine-tuning added survives {where}: final probe minus pretrained "
-                   f"probe {change}.",
+                   f"probe {change}; probe change since right after learning {fell}.",
     }[run.gain_fate]
-    kind = "gain_" + ("unclear" if run.gain_fate == "unclear" else run.gain_fate)
     extra = [context("surviving_share", survive)] if survive is not None else []
-    return [Claim("gain_fate", kind, text, [e, *extra], [e.margin])]
+    return [Claim("gain_fate", "gain_" + run.gain_fate, text, [*ev, *extra], [within.margin])]
 
 
 def probe_kind_claims(run: RunRetention, best_layers: list[int] | None) -> list[Claim]:

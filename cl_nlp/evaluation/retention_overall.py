@@ -223,15 +223,40 @@ def assess_run(results: Results, stage: int | None = None) -> RunRetention:
     else:
         run.category = _category(run.outcomes, probe_reading(results) in results.matrices)
     if sets["gained"] and "final_vs_pretrained" in run.aggregates:
-        gained = [t.task for t in sets["gained"]]
-        members = [t for t in run.tasks if t.task in gained]
-        fate_estimate = aggregate(results, "difference", ("final_vs_pretrained",), members)
-        run.aggregates["gained_final_vs_pretrained"] = fate_estimate
-        run.members["gained_final_vs_pretrained"] = gained
-        outcome = judge(fate_estimate, 0.0, float(np.mean([t.margin for t in members])))
-        run.outcomes["gained_final_vs_pretrained"] = outcome
-        run.gain_fate = {HIGHER: "survives", SAME: "back_to_pretrained", LOWER: "below_pretrained"}.get(outcome, "unclear")
+        _gain_fate(run, results, sets["gained"])
     return run
+
+
+def gain_fate(final_vs_pretrained: str, within_margin: str, probe_change: str) -> str:
+    """What became of fine-tuning's gain, from the final probe against P0 (judged without a margin),
+    the same within the margin, and the probe change since right after learning (without a margin).
+
+    ``survives``: the final probe is still significantly above P0. ``below_pretrained``:
+    significantly below. ``back_to_pretrained``: neither, within the margin of P0, *and* the probe
+    dropped significantly since right after learning (otherwise a small gain could simply still be
+    there). ``unclear`` otherwise.
+    """
+    if final_vs_pretrained == HIGHER:
+        return "survives"
+    if final_vs_pretrained == LOWER:
+        return "below_pretrained"
+    if within_margin == SAME and probe_change == LOWER:
+        return "back_to_pretrained"
+    return "unclear"
+
+
+def _gain_fate(run: RunRetention, results: Results, gained: list[TaskRetention]) -> None:
+    names = [t.task for t in gained]
+    margin = float(np.mean([t.margin for t in gained]))
+    kept = aggregate(results, "difference", ("final_vs_pretrained",), gained)
+    drop = aggregate(results, "difference", ("probe_change",), gained)
+    run.aggregates["gained_final_vs_pretrained"], run.aggregates["gained_probe_change"] = kept, drop
+    run.members["gained_final_vs_pretrained"] = run.members["gained_probe_change"] = names
+    run.outcomes["gained_final_vs_pretrained"] = judge(kept)
+    run.outcomes["gained_final_within_margin"] = judge(kept, 0.0, margin)
+    run.outcomes["gained_probe_change"] = judge(drop)
+    run.gain_fate = gain_fate(run.outcomes["gained_final_vs_pretrained"], run.outcomes["gained_final_within_margin"],
+                              run.outcomes["gained_probe_change"])
 
 
 # Aggregates logged as final/<name> with final/<name>_lo and _hi (names read by `cl-nlp compare` and `sweep`).

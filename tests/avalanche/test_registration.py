@@ -33,11 +33,11 @@ def test_listing_strategies_never_imports_avalanche_or_torchvision():
         assert avalanche_names == set()
 
 
-@pytest.mark.skipif(not HAS_AVALANCHE, reason="the avalanche extra is not installed (see .ci/avalanche)")
 def test_the_registry_names_the_adapters_strategies_without_importing_it():
     assert AVALANCHE_NAMES == set(AVALANCHE_STRATEGIES) and AVALANCHE_PREFIX == PREFIX
 
 
+@pytest.mark.skipif(not HAS_AVALANCHE, reason="the avalanche extra is not installed (see .ci/avalanche)")
 def test_every_table_entry_names_an_avalanche_class_taking_its_options():
     import dataclasses
     import inspect

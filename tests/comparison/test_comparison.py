@@ -11,9 +11,9 @@ from cl_nlp.comparison.runs import rebuild_results
 from cl_nlp.comparison.comparison import ComparedRun, group_runs, select_runs, write_comparison
 from cl_nlp.errors import UserError
 from cl_nlp.comparison.plots import seed_mean_std
-from cl_nlp.evaluation.results import Results
 from cl_nlp.comparison.summary_table import format_cell, mean_std, summarize
 from cl_nlp.evaluation.across_runs import group_verdicts
+from cl_nlp.evaluation.results import Results
 from cl_nlp.evaluation.retention_overall import assess_run
 from tests.evaluation.constructed import constructed_run
 
@@ -154,7 +154,7 @@ def test_counts_are_printed_in_good_grammar():
 
 
 def _verdict_run(strategy, seed, final_live, p0=0.97):
-    results = constructed_run([[0.95], [final_live, 0.95]], [[0.98], [0.97, 0.98]], [p0, p0])
+    results = constructed_run([[0.95], [final_live, 0.95]], [[0.98], [0.97, 0.98]], [p0, p0], per_class=20)
     run = ComparedRun(f"id-{strategy}-{seed}", f"{strategy}-seed{seed}", strategy, "s", str(seed), "FINISHED",
                       {"final/acc": 0.5}, {"seed": str(seed)}, results)
     return run

@@ -66,7 +66,7 @@ def outcome(lo: float, hi: float, reference: float, margin: float) -> str:
 
 # Words a sentence may only use when some evidence of the claim has this outcome.
 WORD_NEEDS = {"fell": "lower", "dropped": "lower", "rose": "higher", "within the": "same",
-              "is gone, and more": "lower", "back at the pretrained": "same", "survives in part": "higher"}
+              "is gone, and more": "lower", "back at the pretrained": "same", "still above": "higher"}
 # What each claim kind needs, restated from the definitions (not read from the library).
 KIND_NEEDS = {
     "learned": {"learned": {"higher"}}, "never_learned": {"learned": {"lower", "same", "unclear"}},
@@ -77,8 +77,11 @@ KIND_NEEDS = {
     "source_pretraining": {"pretrained_vs_chance": {"higher"}, "gain": {"same", "lower"}},
     "source_both": {"pretrained_vs_chance": {"higher"}, "gain": {"higher"}},
     "source_fine-tuning": {"pretrained_vs_chance": {"same", "lower"}, "gain": {"higher"}},
+    # fate of fine-tuning's gain: final probe - P0 judged without a margin; "back" also needs it within the
+    # margin and a significant probe drop since right after learning
     "gain_below_pretrained": {"gained_final_vs_pretrained": {"lower"}},
-    "gain_back_to_pretrained": {"gained_final_vs_pretrained": {"same"}},
+    "gain_back_to_pretrained": {"gained_final_vs_pretrained": {"unclear"}, "gained_final_within_margin": {"same"},
+                                "gained_probe_change": {"lower"}},
     "gain_survives": {"gained_final_vs_pretrained": {"higher"}},
 }
 
