@@ -112,8 +112,11 @@ def _expected(children, strategy):
     out = {}
     for short, key in {**METRICS, **OPTIONAL}.items():
         values = [c.data.metrics[key] for c in finished if key in c.data.metrics]
-        if short in METRICS or values:
+        if short in METRICS:
             assert len(values) == len(finished), key
+        # An optional metric is logged only where the run defines it (recoverable_share needs a
+        # significant live drop); the table marks a partial one (n=k), checked in test_comparison.
+        if len(values) == len(finished):
             out[short] = (statistics.mean(values), statistics.stdev(values))
     return out
 
@@ -209,7 +212,7 @@ def test_sweep_over_class_orders_runs_each_order_and_averages_them(tiny_model, t
     main(["sweep", "--strategies", "naive", "--seeds", "0", "--orders", "3,4", "--model", tiny_model,
           "--output", str(tmp_path), "--run-name", "orders", "--no-tracking", *sets(*SMALL_STREAM, *FAST_TRAIN)])
     printed = capsys.readouterr().out
-    assert "1 strategies x 1 seeds x 2 class orders = 2 runs" in printed and "[2/2] naive seed 0 order 4: finished" in printed
+    assert "1 strategy x 1 seed x 2 class orders = 2 runs" in printed and "[2/2] naive seed 0 order 4: finished" in printed
     from cl_nlp.config import read_yaml
     from cl_nlp.streams import build_stream
 
