@@ -86,8 +86,8 @@ def run_experiment(cfg: ExperimentConfig, tracker: Tracker | None = None, echo: 
             fit(trainer, data, cfg, folder, echo, show_progress)
             results.timings["run_seconds"] = seconds = time.perf_counter() - started
             verdict, kept = report(trainer, results, cfg, stream, tokenizer, folder)
-        folder.end(results)
-        echo_results(results, verdict, f"\nwall time {seconds:.0f}s; results in {folder.path} ({kept})", echo)
+        held = "; ".join(x for x in (folder.end(results, cfg.save.keep_checkpoint), kept) if x)
+        echo_results(results, verdict, f"\nwall time {seconds:.0f}s; results in {folder.path} ({held})", echo)
         echo_tracking(folder.tracker, cfg, time.perf_counter() - started, echo)
         tracker = folder.tracker
         return RunOutcome(folder.path, results, tracker.run_id, seconds, tracker.error, tracker.ended)
@@ -167,7 +167,7 @@ def checkpoint_stage(trainer: Trainer, cfg: ExperimentConfig, folder: RunFolder,
 
 
 def report(trainer: Trainer, results: Results, cfg: ExperimentConfig, stream: Stream, tokenizer: Any,
-           folder: RunFolder) -> tuple[str, str | None]:
+           folder: RunFolder) -> tuple[str, str]:
     """The finished run's outputs: results, report.md and figures, final metrics, what the folder keeps.
 
     Returns the verdict and what the folder kept (checkpoint, saved model).
@@ -178,8 +178,7 @@ def report(trainer: Trainer, results: Results, cfg: ExperimentConfig, stream: St
     tracker.set_description(verdict)
     tracker.log_metrics(final_metrics(results), step=len(stream))
     tracker.log_table(accuracy_table(results), TABLE_FILE)
-    kept = (finish_folder(cfg, folder.path, trainer, tokenizer, stream, tracking_failed=tracker.error is not None)
-            if folder.writes else None)
+    kept = "; ".join(finish_folder(cfg, folder.path, trainer, tokenizer, stream)) if folder.writes else ""
     # FINISHED before the folder's last upload, so MLflow's copy of status.json says so too.
     folder.write_status("FINISHED", results)
     tracker.log_artifact(folder.path)

@@ -81,12 +81,8 @@ def format_size(size: int) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"
 
 
-def finish_folder(cfg: Any, run_dir: Path, trainer: Any, tokenizer: Any, stream: Any, tracking_failed: bool = False) -> str:
-    """Save the final model when asked, drop the resume checkpoint unless asked to keep it; returns
-    what the folder holds now, e.g. ``1.2 MB; checkpoint removed (--keep-checkpoint keeps it)``.
-
-    With ``tracking_failed`` the checkpoint stays: MLflow's record of the run is incomplete, and
-    ``cl-nlp run --resume`` is what completes it (its final status) once the server is back."""
+def finish_folder(cfg: Any, run_dir: Path, trainer: Any, tokenizer: Any, stream: Any) -> list[str]:
+    """Save the final model when asked; returns notes on it, e.g. ``final model in runs/x/model``."""
     notes = []
     if cfg.save.model:
         classes = {t.name: list(t.class_ids) for t in stream.tasks}
@@ -96,11 +92,22 @@ def finish_folder(cfg: Any, run_dir: Path, trainer: Any, tokenizer: Any, stream:
             notes.append(f"final model in {run_dir / MODEL_FOLDER}")
         except TypeError as exc:
             notes.append(f"model not saved: {exc}")
-    if tracking_failed and not cfg.save.keep_checkpoint:
-        notes.append("resume checkpoint kept: MLflow logging failed, and `--resume` completes its record")
-    elif not cfg.save.keep_checkpoint and remove_checkpoints(run_dir):
-        notes.append("resume checkpoint removed, as --keep-checkpoint was not given")
-    return "; ".join([format_size(folder_size(run_dir)), *notes])
+    return notes
+
+
+def drop_checkpoint(run_dir: Path, keep: bool, tracking_complete: bool) -> str:
+    """After the run's end reached (or failed to reach) MLflow: remove the resume checkpoint unless
+    ``keep`` — or unless MLflow's record is incomplete, since ``cl-nlp run --resume`` is what
+    completes it (its final status) once the server is back. Returns what the folder holds now."""
+    if keep:
+        note = "resume checkpoint kept (--keep-checkpoint)"
+    elif not tracking_complete:
+        note = "resume checkpoint kept: MLflow's record is incomplete, and `--resume` completes it"
+    elif remove_checkpoints(run_dir):
+        note = "resume checkpoint removed, as --keep-checkpoint was not given"
+    else:
+        note = ""
+    return "; ".join(x for x in (format_size(folder_size(run_dir)), note) if x)
 
 
 def finished_without_checkpoint(run_dir: str | Path) -> bool:
@@ -113,5 +120,5 @@ def finished_without_checkpoint(run_dir: str | Path) -> bool:
     return status.get("status") == "FINISHED" and not (p / CHECKPOINTS).exists()
 
 
-__all__ = ["MODEL_FOLDER", "TABLE_FILE", "accuracy_table", "finish_folder", "finished_without_checkpoint",
+__all__ = ["MODEL_FOLDER", "TABLE_FILE", "accuracy_table", "drop_checkpoint", "finish_folder", "finished_without_checkpoint",
            "folder_size", "format_size", "remove_checkpoints", "resolved_config", "write_config"]

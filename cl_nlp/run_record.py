@@ -30,7 +30,7 @@ from cl_nlp.errors import UserError, describe_os_error
 from cl_nlp.evaluation.report import write_matrix_csv
 from cl_nlp.evaluation.results import Results
 from cl_nlp.models import EMBEDDED_MODEL
-from cl_nlp.run_outputs import resolved_config, write_config
+from cl_nlp.run_outputs import drop_checkpoint, resolved_config, write_config
 from cl_nlp.runtime.checkpoint import Checkpoint, DamagedCheckpoint, latest_checkpoint, save_checkpoint
 from cl_nlp.runtime.resume import find_resumable, identity
 from cl_nlp.runtime.run_folder import open_run_folder
@@ -171,10 +171,17 @@ class RunFolder:
         self.tracker.log_artifact(self.path)
         self.tracker.end(status, reason)
 
-    def end(self, results: Results) -> None:
-        """The run finished: the tracker's run ends, then status.json says so with the tracking time."""
+    def end(self, results: Results, keep_checkpoint: bool) -> str:
+        """The run finished: the tracker's run ends, the resume checkpoint goes (unless kept, or
+        MLflow's record is incomplete), then status.json says so with the tracking time; returns
+        what the folder holds."""
         self.tracker.end("FINISHED")
+        held = ""
+        if self.writes:
+            complete = self.tracker.error is None and self.tracker.ended is not False
+            held = drop_checkpoint(self.path, keep_checkpoint, complete)
         self.write_status("FINISHED", results)  # again: the tracking time and any upload error
+        return held
 
 
 def explain_failure(exc: BaseException, run_dir: Path) -> None:
