@@ -89,7 +89,7 @@ def test_ewc_step_benchmark_runs_quick_and_prints_its_ratios_last(tiny_model, mo
     assert out[-4].startswith("== EWC on a default-sized task")
     name, value = out[-1].split("  (")[0].rsplit(None, 1)
     assert name.strip() == "EWC / naive, wall per default task"
-    assert float(value) > 1.0  # the penalty and the Fisher cost something
+    assert float(value) > 0  # a ratio, not a verdict: a smoke test of seconds on a shared machine times nothing
 
 
 def test_beside_another_run_builds_both_conditions_and_reads_the_spin_count(tmp_path):
